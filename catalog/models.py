@@ -1,0 +1,187 @@
+"""Catalog data: posts (a snapshot and its curated items) and their descriptors.
+
+Descriptors live in per-image embedding tables keyed by model version, so vectors of
+several versions coexist: a new version is filled completely before it is switched
+on, and the previous one stays for rollback. The vector column has no fixed
+dimension (versions may differ); each version gets its own partial HNSW index on
+``(vector::vector(dim))`` WHERE model_version_id = <id> (see recommender).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from pgvector.django import VectorField
+
+
+class NamedQuerySet(models.QuerySet):
+    def by_slugs(self, slugs):
+        """Rows whose slug is in ``slugs``."""
+        return self.filter(slug__in=list(slugs))
+
+
+class Style(models.Model):
+    name = models.CharField(max_length=80, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+
+    objects = NamedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Brand(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    slug = models.SlugField(max_length=120, unique=True)
+
+    objects = NamedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=80, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+
+    objects = NamedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Category(models.Model):
+    """A product category; ``parent`` makes a tree (shoes > sneakers) so filters work at either level."""
+
+    name = models.CharField(max_length=80)
+    slug = models.SlugField(max_length=80, unique=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+
+    objects = NamedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "categories"
+        constraints = [
+            models.UniqueConstraint(fields=["parent", "name"], name="catalog_category_unique_name_in_parent"),
+            models.CheckConstraint(condition=~Q(parent=models.F("pk")), name="catalog_category_not_own_parent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.parent} > {self.name}" if self.parent_id else self.name
+
+
+class EmbeddingStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class ImageRecord(models.Model):
+    """Fields shared by every catalog image: stored file facts and the embedding state."""
+
+    image = models.ImageField(upload_to="images/%Y/%m/", width_field="width", height_field="height")
+    width = models.PositiveIntegerField(editable=False, default=0)
+    height = models.PositiveIntegerField(editable=False, default=0)
+    content_hash = models.CharField(max_length=64, unique=True, editable=False, help_text="SHA-256 of the stored RGB file.")
+    thumbnail = models.ImageField(upload_to="thumbs/%Y/%m/", blank=True, editable=False)
+    source_key = models.CharField(
+        max_length=255, unique=True, null=True, blank=True, help_text="Importer identity, for idempotent re-imports."
+    )
+    embedding_status = models.CharField(
+        max_length=10, choices=EmbeddingStatus.choices, default=EmbeddingStatus.PENDING, db_index=True
+    )
+    embedding_error = models.TextField(blank=True)
+    embedded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Item(ImageRecord):
+    name = models.CharField(max_length=200)
+    brand = models.ForeignKey(Brand, null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
+    styles = models.ManyToManyField(Style, blank=True, related_name="items")
+    price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    product_url = models.URLField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Snapshot(ImageRecord):
+    title = models.CharField(max_length=200)
+    person_name = models.CharField(max_length=120, blank=True)
+    person_age = models.PositiveSmallIntegerField(null=True, blank=True)
+    person_occupation = models.CharField(max_length=120, blank=True)
+    styles = models.ManyToManyField(Style, blank=True, related_name="snapshots")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="snapshots")
+    brands = models.ManyToManyField(Brand, blank=True, related_name="snapshots")
+    source_url = models.URLField(max_length=500, blank=True)
+    is_published = models.BooleanField(default=True, db_index=True)
+    items = models.ManyToManyField(Item, through="PostItem", blank=True, related_name="snapshots")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class PostItem(models.Model):
+    """The curated link: an expert picked this item for this snapshot."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="post_items")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="post_items")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["snapshot", "item"], name="catalog_postitem_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.snapshot_id} -> {self.item_id}"
+
+
+class SnapshotEmbedding(models.Model):
+    """One descriptor of a snapshot under one model version; region 0 is the global descriptor."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="embeddings")
+    model_version = models.ForeignKey("recommender.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    region = models.PositiveSmallIntegerField(default=0)
+    vector = VectorField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["snapshot", "model_version", "region"], name="catalog_snapshotembedding_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["model_version", "snapshot"])]
+
+
+class ItemEmbedding(models.Model):
+    """The descriptor of an item under one model version."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="embeddings")
+    model_version = models.ForeignKey("recommender.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    vector = VectorField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "model_version"], name="catalog_itemembedding_unique")]
+        indexes = [models.Index(fields=["model_version", "item"])]

@@ -1,0 +1,200 @@
+"""Lookbook settings. All environment access goes through config.env.
+
+Local default: DEBUG on, embedded PostgreSQL + Redis under var/ (see config.devservices).
+Production (DEBUG=0): SECRET_KEY and ALLOWED_HOSTS are required; DATABASE_URL and
+CELERY_BROKER_URL point at real servers (docker-compose.yml).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config import devservices, env
+
+BASE_DIR = env.BASE_DIR
+VAR_DIR = env.var_dir()
+
+DEBUG = env.get_bool("DEBUG", True)
+
+if DEBUG:
+    SECRET_KEY = env.get("SECRET_KEY", "django-insecure-local-development-only-key-change-me-0123456789")
+    ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+else:
+    SECRET_KEY = env.require("SECRET_KEY", "DEBUG is off, so a real secret key is needed (50+ random characters).")
+    ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS", [])
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured(
+            "The environment variable ALLOWED_HOSTS must be set: DEBUG is off, so list the host names "
+            "this site is served under, comma-separated (e.g. ALLOWED_HOSTS=shop.example.com)."
+        )
+
+CSRF_TRUSTED_ORIGINS = env.get_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "catalog",
+    "recommender",
+    "workers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+
+if devservices.embedded_database():
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": devservices.DATABASE_NAME,
+            "USER": "postgres",
+            "HOST": devservices.postgres_host(),
+            "CONN_MAX_AGE": 0,
+        }
+    }
+else:
+    DATABASES = {"default": dj_database_url.parse(env.require("DATABASE_URL", "database URL"), conn_max_age=60)}
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# psycopg 3 would prepare a statement after 5 executions; a prepared plan can outlive the
+# session settings (hnsw.ef_search, hnsw.iterative_scan) the recommender sets per query.
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+DATABASES["default"]["TEST"] = {"NAME": env.get("TEST_DATABASE_NAME", "test_lookbook")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Celery -------------------------------------------------------------------
+
+if devservices.embedded_broker():
+    CELERY_BROKER_URL = devservices.redis_url(env.get_int("LOOKBOOK_REDIS_DB", 0))
+else:
+    CELERY_BROKER_URL = env.require("CELERY_BROKER_URL", "broker URL")
+CELERY_RESULT_BACKEND = env.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_TRACK_STARTED = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.get_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Files --------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env.get("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env.get("MEDIA_ROOT", str(VAR_DIR / "media")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+# Uploads bigger than this go to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.get_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 30 * 1024 * 1024)
+
+# --- App settings ---------------------------------------------------------------
+
+# Upload validation (catalog.validators): bytes and decoded pixels per image.
+CATALOG_MAX_UPLOAD_BYTES = env.get_int("CATALOG_MAX_UPLOAD_BYTES", 15 * 1024 * 1024)
+CATALOG_MAX_IMAGE_PIXELS = env.get_int("CATALOG_MAX_IMAGE_PIXELS", 40_000_000)
+CATALOG_PAGE_SIZE = env.get_int("CATALOG_PAGE_SIZE", 24)
+
+RECOMMENDER_TOP_K = env.get_int("RECOMMENDER_TOP_K", 6)
+RECOMMENDER_MAX_K = env.get_int("RECOMMENDER_MAX_K", 50)
+RECOMMENDER_EF_SEARCH = env.get_int("RECOMMENDER_EF_SEARCH", 100)
+RECOMMENDER_QUERY_TIMEOUT_S = env.get_float("RECOMMENDER_QUERY_TIMEOUT_S", 20.0)
+
+ML_ARTIFACTS_DIR = Path(env.get("ML_ARTIFACTS_DIR", str(VAR_DIR / "models")))
+ML_CACHE_DIR = Path(env.get("ML_CACHE_DIR", str(VAR_DIR / "ml-cache")))
+ML_BACKBONE = env.get("ML_BACKBONE", "efficientnet_lite2")
+ML_EMBED_BATCH_SIZE = env.get_int("ML_EMBED_BATCH_SIZE", 16)
+ML_RETRAIN_MIN_NEW_POSTS = env.get_int("ML_RETRAIN_MIN_NEW_POSTS", 50)
+ML_HELDOUT_SHARE = env.get_float("ML_HELDOUT_SHARE", 0.2)
+
+HEALTH_WORKER_PING_TIMEOUT_S = env.get_float("HEALTH_WORKER_PING_TIMEOUT_S", 1.0)
+
+# --- Auth, i18n -------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Security (production) ----------------------------------------------------------
+
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.get_bool("SECURE_SSL_REDIRECT", True)
+    # /healthz is probed over plain HTTP inside the container network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.get_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
