@@ -229,11 +229,14 @@ def ensure_started(*, database: bool | None = None, broker: bool | None = None) 
             start_redis()
 
 
-def stop_all() -> dict[str, bool]:
+def stop_all(*, database: bool | None = None, broker: bool | None = None) -> dict[str, bool]:
+    """Stop the embedded servers (by default only those the environment does not replace)."""
+    database = embedded_database() if database is None else database
+    broker = embedded_broker() if broker is None else broker
     p = paths()
     p.root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(p.lock), timeout=120):
-        return {"postgres": stop_postgres(), "redis": stop_redis()}
+        return {"postgres": database and stop_postgres(), "redis": broker and stop_redis()}
 
 
 def status() -> dict[str, object]:
@@ -250,7 +253,7 @@ def main(argv: list[str]) -> int:
         ensure_started(database=True, broker=True)
         print(json.dumps(status(), indent=2))
     elif command == "stop":
-        print(json.dumps(stop_all()))
+        print(json.dumps(stop_all(database=True, broker=True)))
     elif command == "status":
         print(json.dumps(status(), indent=2))
     elif command == "url":

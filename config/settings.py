@@ -48,7 +48,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -56,6 +55,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+if not DEBUG:
+    # Production serves collected static files itself (gunicorn + WhiteNoise); runserver does it in DEBUG.
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -198,3 +201,36 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- workers (issue 6) ---
+# Where each task runs: shopper queries on their own low-latency queue; embedding and
+# training on the GPU/embedding box; small bookkeeping (sweep, retrain check) on "default".
+CELERY_TASK_ROUTES = {
+    "workers.embed_query": {"queue": "queries"},
+    "workers.embed_snapshots": {"queue": "embedding"},
+    "workers.embed_items": {"queue": "embedding"},
+    "workers.reindex_version": {"queue": "embedding"},
+    "workers.activate_version": {"queue": "embedding"},
+    "workers.model_bootstrap": {"queue": "training"},
+    "workers.train_version": {"queue": "training"},
+    "workers.evaluate_version": {"queue": "training"},
+    "workers.embedding_sweep": {"queue": "default"},
+    "workers.retrain_check": {"queue": "default"},
+}
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Python package providing the ml contract (artifact, training, evaluation submodules); tests swap in a fake.
+WORKERS_ML_PACKAGE = env.get("WORKERS_ML_PACKAGE", "ml")
+WORKERS_SWEEP_BATCH = env.get_int("WORKERS_SWEEP_BATCH", 500)
+# A pending image is re-enqueued by the sweep only after this long (its own on-commit task comes first).
+WORKERS_SWEEP_GRACE_S = env.get_int("WORKERS_SWEEP_GRACE_S", 120)
+# A re-index job whose heartbeat is older than this is considered dead and resumed by the sweep.
+WORKERS_REINDEX_STALE_S = env.get_int("WORKERS_REINDEX_STALE_S", 600)
+WORKERS_EMBED_TIME_LIMIT_S = env.get_int("WORKERS_EMBED_TIME_LIMIT_S", 600)
+WORKERS_QUERY_TIME_LIMIT_S = env.get_int("WORKERS_QUERY_TIME_LIMIT_S", 60)
+WORKERS_TRAIN_TIME_LIMIT_S = env.get_int("WORKERS_TRAIN_TIME_LIMIT_S", 6 * 3600)
+WORKERS_BOOTSTRAP_ON_START = env.get_bool("WORKERS_BOOTSTRAP_ON_START", True)
+# Promote a trained version only if it beats the active one on this held-out metric by more than the gain.
+ML_PROMOTION_METRIC = env.get("ML_PROMOTION_METRIC", "s2i_map21_seed")
+ML_PROMOTION_MIN_GAIN = env.get_float("ML_PROMOTION_MIN_GAIN", 0.0)
+ML_TRAIN_EPOCHS = env.get_int("ML_TRAIN_EPOCHS", 10)
+ML_TRAIN_IMAGE_SIZE = env.get_int("ML_TRAIN_IMAGE_SIZE", 0)  # 0: the backbone's default input size

@@ -1,0 +1,62 @@
+"""The embedded services start idempotently, also when two processes race, and stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _devservices(var_dir: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "LOOKBOOK_VAR_DIR": str(var_dir)}
+    env.pop("DATABASE_URL", None)
+    env.pop("CELERY_BROKER_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "config.devservices", *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _postmasters(var_dir: Path) -> list[psutil.Process]:
+    return [
+        p for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "postgres" and str(var_dir / "pgdata") in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+def test_two_concurrent_starts_share_one_server_and_stop_cleanly(tmp_path):
+    var_dir = tmp_path / "var"
+    racers = [_devservices(var_dir, "start") for _ in range(2)]
+    outputs = [racer.communicate(timeout=120) for racer in racers]
+    assert [racer.returncode for racer in racers] == [0, 0], outputs
+    for stdout, _ in outputs:
+        status = json.loads(stdout)
+        assert status["postgres"]["running"] and status["redis"]["running"]
+    assert len(_postmasters(var_dir)) == 1
+
+    again = _devservices(var_dir, "start")
+    again.communicate(timeout=60)
+    assert again.returncode == 0
+    assert len(_postmasters(var_dir)) == 1
+
+    url = _devservices(var_dir, "url")
+    stdout, _ = url.communicate(timeout=60)
+    import psycopg
+
+    pg_url, redis_url = stdout.split()
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("select current_database()").fetchone() == ("lookbook",)
+    assert redis_url.startswith("redis+socket://")
+
+    stop = _devservices(var_dir, "stop")
+    stdout, _ = stop.communicate(timeout=60)
+    assert json.loads(stdout) == {"postgres": True, "redis": True}
+    assert _postmasters(var_dir) == []
