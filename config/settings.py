@@ -234,3 +234,24 @@ ML_PROMOTION_METRIC = env.get("ML_PROMOTION_METRIC", "s2i_map21_seed")
 ML_PROMOTION_MIN_GAIN = env.get_float("ML_PROMOTION_MIN_GAIN", 0.0)
 ML_TRAIN_EPOCHS = env.get_int("ML_TRAIN_EPOCHS", 10)
 ML_TRAIN_IMAGE_SIZE = env.get_int("ML_TRAIN_IMAGE_SIZE", 0)  # 0: the backbone's default input size
+
+# --- Recommender (issue 5) ---
+# HNSW build parameters for each model version's partial index (recommender.indexes).
+RECOMMENDER_HNSW_M = env.get_int("RECOMMENDER_HNSW_M", 16)
+RECOMMENDER_HNSW_EF_CONSTRUCTION = env.get_int("RECOMMENDER_HNSW_EF_CONSTRUCTION", 64)
+# pgvector >= 0.8: keep scanning the graph until enough rows pass the filters ("off" disables).
+RECOMMENDER_ITERATIVE_SCAN = env.get("RECOMMENDER_ITERATIVE_SCAN", "relaxed_order")
+RECOMMENDER_MAX_SCAN_TUPLES = env.get_int("RECOMMENDER_MAX_SCAN_TUPLES", 20000)
+# Alpha query expansion: re-query with the top-n results blended in (0 = off).
+RECOMMENDER_QUERY_EXPANSION_N = env.get_int("RECOMMENDER_QUERY_EXPANSION_N", 0)
+RECOMMENDER_QUERY_TASK = env.get("RECOMMENDER_QUERY_TASK", "workers.embed_query")
+RECOMMENDER_QUERY_QUEUE = env.get("RECOMMENDER_QUERY_QUEUE", "queries")
+
+# --- catalog (issue 3) ---
+# Thumbnails for lists and pages: JPEG, this many pixels wide (never enlarged).
+CATALOG_THUMBNAIL_WIDTH = env.get_int("CATALOG_THUMBNAIL_WIDTH", 320)
+# Embedding tasks are sent by name to this queue, with at most this many ids per task.
+CATALOG_EMBEDDING_QUEUE = env.get("CATALOG_EMBEDDING_QUEUE", "embedding")
+CATALOG_EMBED_BATCH_SIZE = env.get_int("CATALOG_EMBED_BATCH_SIZE", 64)
+# Importers commit after this many rows (a crash loses at most one batch).
+CATALOG_IMPORT_BATCH_SIZE = env.get_int("CATALOG_IMPORT_BATCH_SIZE", 50)

@@ -21,13 +21,18 @@ def _devservices(var_dir: Path, *args: str) -> subprocess.Popen:
     env.pop("CELERY_BROKER_URL", None)
     return subprocess.Popen(
         [sys.executable, "-m", "config.devservices", *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
 def _postmasters(var_dir: Path) -> list[psutil.Process]:
     return [
-        p for p in psutil.process_iter(["name", "cmdline"])
+        p
+        for p in psutil.process_iter(["name", "cmdline"])
         if p.info["name"] == "postgres" and str(var_dir / "pgdata") in " ".join(p.info["cmdline"] or [])
     ]
 

@@ -22,7 +22,9 @@ def test_healthz_is_503_naming_workers_when_none_answers(client, celery_app_purg
 @pytest.mark.worker
 def test_healthz_is_200_with_a_worker_and_reports_the_active_model(client, worker_factory):
     worker_factory(queues="default", name="health")
-    version = ModelVersion.objects.create(name="v-test", backbone="efficientnet_lite0", status=ModelVersionStatus.ACTIVE)
+    version = ModelVersion.objects.create(
+        name="v-test", backbone="efficientnet_lite0", status=ModelVersionStatus.ACTIVE
+    )
     response = client.get("/healthz")
     body = response.json()
     assert response.status_code == 200, body

@@ -117,9 +117,18 @@ def test_run_starts_everything_stops_cleanly_and_keeps_data(tmp_path):
         assert first.output().count("ready.") >= 2, "both workers log that they are ready"
 
         created = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c",
-             "from django.contrib.auth.models import User; User.objects.create_user('keeper', password='x')"],
-            cwd=ROOT, env=first.env, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "manage.py",
+                "shell",
+                "-c",
+                "from django.contrib.auth.models import User; User.objects.create_user('keeper', password='x')",
+            ],
+            cwd=ROOT,
+            env=first.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert created.returncode == 0, created.stderr
         children = first.descendants()
@@ -137,9 +146,18 @@ def test_run_starts_everything_stops_cleanly_and_keeps_data(tmp_path):
         second.wait_for(second.healthy, 120, "/healthz 200 on the second start")
         restart_seconds = time.monotonic() - started
         kept = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c",
-             "from django.contrib.auth.models import User; print(User.objects.filter(username='keeper').count())"],
-            cwd=ROOT, env=second.env, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "manage.py",
+                "shell",
+                "-c",
+                "from django.contrib.auth.models import User; print(User.objects.filter(username='keeper').count())",
+            ],
+            cwd=ROOT,
+            env=second.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert kept.stdout.strip().splitlines()[-1] == "1"
     finally:

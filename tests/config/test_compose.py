@@ -1,0 +1,58 @@
+"""docker-compose.yml cannot run here (no Docker engine), so it is checked by reading."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _settings_env_names() -> set[str]:
+    source = (ROOT / "config" / "settings.py").read_text() + (ROOT / "config" / "env.py").read_text()
+    names = set(re.findall(r'env\.(?:get|get_bool|get_int|get_float|get_list|require)\("([A-Z0-9_]+)"', source))
+    return names | {"DJANGO_SETTINGS_MODULE", "LOOKBOOK_NO_DEVSERVICES", "LOOKBOOK_VAR_DIR"}
+
+
+def test_services_and_healthchecks():
+    services = _compose()["services"]
+    assert {"db", "redis", "web", "worker", "worker-queries", "beat", "migrate"} <= set(services)
+    assert services["db"]["image"].startswith("pgvector/pgvector:")
+    for name in ("db", "redis", "web", "worker", "worker-queries"):
+        assert "healthcheck" in services[name], name
+    assert "gunicorn" in services["web"]["command"]
+    assert services["beat"]["command"][:4] == ["celery", "-A", "workers", "beat"]
+
+
+def test_workers_cover_every_queue():
+    services = _compose()["services"]
+    queues = set()
+    for name in ("worker", "worker-queries"):
+        command = services[name]["command"]
+        queues |= set(command[command.index("-Q") + 1].split(","))
+    assert {"queries", "embedding", "training", "default"} <= queues
+
+
+def test_volumes_keep_database_and_media():
+    compose = _compose()
+    assert {"pgdata", "media", "models", "redisdata"} <= set(compose["volumes"])
+    assert "pgdata:/var/lib/postgresql/data" in compose["services"]["db"]["volumes"]
+    assert "media:/data/media" in compose["services"]["web"]["volumes"]
+    assert "media:/data/media" in compose["services"]["worker"]["volumes"]
+
+
+def test_app_environment_uses_settings_the_code_reads():
+    known = _settings_env_names()
+    for name in ("web", "worker", "worker-queries", "beat", "migrate"):
+        environment = _compose()["services"][name]["environment"]
+        unknown = set(environment) - known
+        assert not unknown, f"{name} sets variables no setting reads: {unknown}"
+    env_example = (ROOT / ".env.example").read_text()
+    for line in env_example.splitlines():
+        match = re.match(r"#?\s*([A-Z][A-Z0-9_]+)=", line)
+        if match and match.group(1) != "POSTGRES_PASSWORD":
+            assert match.group(1) in known, f".env.example documents {match.group(1)}, which no setting reads"
