@@ -9,6 +9,7 @@ dimension (versions may differ); each version gets its own partial HNSW index on
 
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from pgvector.django import VectorField
@@ -92,7 +93,12 @@ class ImageRecord(models.Model):
     image = models.ImageField(upload_to="images/%Y/%m/", width_field="width", height_field="height")
     width = models.PositiveIntegerField(editable=False, default=0)
     height = models.PositiveIntegerField(editable=False, default=0)
-    content_hash = models.CharField(max_length=64, unique=True, editable=False, help_text="SHA-256 of the stored RGB file.")
+    content_hash = models.CharField(
+        max_length=64,
+        unique=True,
+        editable=False,
+        help_text="SHA-256 of the decoded RGB pixels (after EXIF orientation): identical pictures are detected.",
+    )
     thumbnail = models.ImageField(upload_to="thumbs/%Y/%m/", blank=True, editable=False)
     source_key = models.CharField(
         max_length=255, unique=True, null=True, blank=True, help_text="Importer identity, for idempotent re-imports."
@@ -109,16 +115,47 @@ class ImageRecord(models.Model):
         abstract = True
 
 
+class ImageRecordQuerySet(models.QuerySet):
+    def embedding_pending(self):
+        """Rows whose descriptor is still to be computed."""
+        return self.filter(embedding_status=EmbeddingStatus.PENDING)
+
+    def embedding_failed(self):
+        """Rows whose last embedding attempt failed."""
+        return self.filter(embedding_status=EmbeddingStatus.FAILED)
+
+
+class ItemQuerySet(ImageRecordQuerySet):
+    def in_categories(self, categories):
+        """Items in any of ``categories`` (exact categories; expand subtrees with catalog.selectors)."""
+        return self.filter(category__in=categories)
+
+
+class SnapshotQuerySet(ImageRecordQuerySet):
+    def published(self):
+        """Snapshots shown on the public pages."""
+        return self.filter(is_published=True)
+
+
 class Item(ImageRecord):
     name = models.CharField(max_length=200)
     brand = models.ForeignKey(Brand, null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
     category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
     styles = models.ManyToManyField(Style, blank=True, related_name="items")
-    price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    price = models.DecimalField(
+        max_digits=10, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
     product_url = models.URLField(max_length=500, blank=True)
+
+    objects = ItemQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(price__isnull=True) | Q(price__gte=0), name="catalog_item_price_not_negative"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -127,7 +164,7 @@ class Item(ImageRecord):
 class Snapshot(ImageRecord):
     title = models.CharField(max_length=200)
     person_name = models.CharField(max_length=120, blank=True)
-    person_age = models.PositiveSmallIntegerField(null=True, blank=True)
+    person_age = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(130)])
     person_occupation = models.CharField(max_length=120, blank=True)
     styles = models.ManyToManyField(Style, blank=True, related_name="snapshots")
     tags = models.ManyToManyField(Tag, blank=True, related_name="snapshots")
@@ -136,8 +173,15 @@ class Snapshot(ImageRecord):
     is_published = models.BooleanField(default=True, db_index=True)
     items = models.ManyToManyField(Item, through="PostItem", blank=True, related_name="snapshots")
 
+    objects = SnapshotQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(person_age__isnull=True) | Q(person_age__lte=130), name="catalog_snapshot_person_age_range"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -174,6 +218,9 @@ class SnapshotEmbedding(models.Model):
         ]
         indexes = [models.Index(fields=["model_version", "snapshot"])]
 
+    def __str__(self) -> str:
+        return f"snapshot {self.snapshot_id} region {self.region} (model version {self.model_version_id})"
+
 
 class ItemEmbedding(models.Model):
     """The descriptor of an item under one model version."""
@@ -185,3 +232,6 @@ class ItemEmbedding(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "model_version"], name="catalog_itemembedding_unique")]
         indexes = [models.Index(fields=["model_version", "item"])]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} (model version {self.model_version_id})"

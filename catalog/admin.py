@@ -1,0 +1,211 @@
+"""Staff admin: posts (a snapshot with its items inline), items, and the taxonomy.
+
+Thin adapters: forms validate pictures through ``catalog.validators``; saving calls the
+services in ``catalog.services`` (which queue embeddings after commit).
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import Count
+from django.utils.html import format_html
+
+from catalog.forms import ItemAdminForm, PostItemInlineForm, SnapshotAdminForm
+from catalog.models import Brand, Category, Item, PostItem, Snapshot, Style, Tag
+from catalog.selectors import category_descendant_ids
+from catalog.services.embedding_queue import embeddings_requeue
+from catalog.services.items import item_create, item_update
+from catalog.services.posts import post_create, post_update
+
+IMAGE_FACTS = ("preview", "width", "height", "content_hash", "source_key")
+EMBEDDING_FACTS = ("embedding_status", "embedding_error", "embedded_at", "created_at", "updated_at")
+
+
+def _thumb(obj, size: int) -> str:
+    if not obj or not (obj.thumbnail or obj.image):
+        return "—"
+    url = (obj.thumbnail or obj.image).url
+    return format_html('<img src="{}" alt="" style="max-width:{}px;max-height:{}px" loading="lazy">', url, size, size)
+
+
+class ImageRecordAdminMixin:
+    """List thumbnail, large preview and the re-queue action, shared by items and snapshots."""
+
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    @admin.display(description="Image")
+    def thumb(self, obj) -> str:
+        return _thumb(obj, 80)
+
+    @admin.display(description="Preview")
+    def preview(self, obj) -> str:
+        return _thumb(obj, 320)
+
+    def _requeue(self, request, queryset, **kwargs) -> None:
+        items, snapshots = embeddings_requeue(**kwargs)
+        self.message_user(
+            request, f"Queued embeddings again for {items + snapshots} rows (marked pending).", messages.SUCCESS
+        )
+
+
+class CategoryTreeFilter(admin.SimpleListFilter):
+    """Category filter that includes subcategories (choosing "Shoes" lists sneakers too)."""
+
+    title = "category"
+    parameter_name = "category"
+    field_path = "category_id"
+
+    def lookups(self, request, model_admin):
+        return [(str(c.pk), str(c)) for c in Category.objects.select_related("parent")]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        category = Category.objects.filter(pk=self.value()).first()
+        if category is None:
+            return queryset.none()
+        return queryset.filter(**{f"{self.field_path}__in": category_descendant_ids(category=category)}).distinct()
+
+
+class ItemCategoryTreeFilter(CategoryTreeFilter):
+    """Snapshots with at least one item in the category (or below it)."""
+
+    title = "item category"
+    parameter_name = "item_category"
+    field_path = "post_items__item__category_id"
+
+
+class PostItemInline(admin.TabularInline):
+    model = PostItem
+    form = PostItemInlineForm
+    autocomplete_fields = ["item"]
+    fields = ["thumb", "item", "new_image", "new_name", "new_brand", "new_category", "new_price", "new_product_url"]
+    readonly_fields = ["thumb"]
+    extra = 3
+    verbose_name = "item of this post"
+    verbose_name_plural = "items of this post (pick existing items or upload new ones)"
+
+    @admin.display(description="Image")
+    def thumb(self, obj) -> str:
+        return _thumb(obj.item if obj and obj.item_id else None, 80)
+
+
+@admin.register(Snapshot)
+class SnapshotAdmin(ImageRecordAdminMixin, admin.ModelAdmin):
+    """The post page: the snapshot with its items inline, written by the post services."""
+
+    form = SnapshotAdminForm
+    inlines = [PostItemInline]
+    list_display = ["thumb", "title", "person_name", "item_count", "is_published", "embedding_status", "created_at"]
+    list_display_links = ["thumb", "title"]
+    list_filter = ["embedding_status", "is_published", "styles", "brands", ItemCategoryTreeFilter, "tags"]
+    search_fields = ["title", "person_name", "person_occupation", "source_key", "content_hash"]
+    autocomplete_fields = ["styles", "tags", "brands"]
+    readonly_fields = [*IMAGE_FACTS, *EMBEDDING_FACTS]
+    actions = ["requeue_embeddings"]
+    list_per_page = 50
+
+    def get_fieldsets(self, request, obj=None):
+        post = ("Post", {"fields": ["image", "title", "styles", "tags", "brands", "source_url", "is_published"]})
+        person = ("Person", {"fields": ["person_name", "person_age", "person_occupation"]})
+        if obj is None:
+            return [post, person]
+        return [post, person, ("Image facts", {"fields": IMAGE_FACTS}), ("Embedding", {"fields": EMBEDDING_FACTS})]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(item_total=Count("post_items", distinct=True))
+
+    @admin.display(description="Items", ordering="item_total")
+    def item_count(self, obj) -> int:
+        return obj.item_total
+
+    @admin.action(description="Queue embeddings again")
+    def requeue_embeddings(self, request, queryset):
+        self._requeue(request, queryset, snapshots=queryset)
+
+    def save_model(self, request, obj, form, change):
+        # The whole post (snapshot + inline items) is written by one service call in save_related,
+        # where the inline items are known.
+        pass
+
+    def save_related(self, request, form, formsets, change):
+        data = form.cleaned_data
+        fields = {name: data[name] for name in SnapshotAdminForm.Meta.fields}
+        fields.pop("title")
+        items = []
+        for formset in formsets:
+            # Not saved through the formset: the change log reads these lists.
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+            for inline in formset.forms:
+                if formset._should_delete_form(inline) or not inline.cleaned_data:
+                    continue
+                entry = inline.post_entry()
+                if entry is not None:
+                    items.append(entry)
+        if change:
+            post_update(
+                snapshot=form.instance, image=form.clean_image_value, items=items, title=data["title"], **fields
+            )
+        else:
+            snapshot = post_create(image=form.clean_image_value, title=data["title"], items=items, **fields)
+            form.instance.pk = snapshot.pk
+            form.instance._state.adding = False
+
+
+@admin.register(Item)
+class ItemAdmin(ImageRecordAdminMixin, admin.ModelAdmin):
+    form = ItemAdminForm
+    list_display = ["thumb", "name", "brand", "category", "price", "embedding_status", "created_at"]
+    list_display_links = ["thumb", "name"]
+    list_filter = ["embedding_status", CategoryTreeFilter, "brand", "styles"]
+    list_select_related = ["brand", "category", "category__parent"]
+    search_fields = ["name", "brand__name", "category__name", "source_key", "content_hash"]
+    autocomplete_fields = ["brand", "category", "styles"]
+    readonly_fields = [*IMAGE_FACTS, *EMBEDDING_FACTS]
+    actions = ["requeue_embeddings"]
+    list_per_page = 50
+
+    def get_fieldsets(self, request, obj=None):
+        main = (None, {"fields": ["image", "name", "brand", "category", "styles", "price", "product_url"]})
+        if obj is None:
+            return [main]
+        return [main, ("Image facts", {"fields": IMAGE_FACTS}), ("Embedding", {"fields": EMBEDDING_FACTS})]
+
+    @admin.action(description="Queue embeddings again")
+    def requeue_embeddings(self, request, queryset):
+        self._requeue(request, queryset, items=queryset)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        fields = {name: data[name] for name in ItemAdminForm.Meta.fields if name != "styles"}
+        if change:
+            item_update(item=obj, image=form.clean_image_value, styles=data["styles"], **fields)
+        else:
+            item = item_create(image=form.clean_image_value, styles=data["styles"], **fields)
+            obj.pk = item.pk
+            obj._state.adding = False
+
+    def save_related(self, request, form, formsets, change):
+        # Styles were set by the service in save_model.
+        pass
+
+
+class NamedAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+admin.site.register(Style, NamedAdmin)
+admin.site.register(Brand, NamedAdmin)
+admin.site.register(Tag, NamedAdmin)
+
+
+@admin.register(Category)
+class CategoryAdmin(NamedAdmin):
+    list_display = ["__str__", "slug", "parent"]
+    list_select_related = ["parent"]
+    list_filter = [("parent", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "slug", "parent__name"]
+    autocomplete_fields = ["parent"]

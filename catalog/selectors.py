@@ -1,0 +1,61 @@
+"""Catalog reads for the admin, importers and other apps: plain functions returning QuerySets or values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import Count, Prefetch, QuerySet
+
+from catalog.models import Category, EmbeddingStatus, Item, PostItem, Snapshot
+
+
+def category_descendant_ids(*, category: Category) -> list[int]:
+    """Ids of ``category`` and every category below it (one query per tree level)."""
+    ids, frontier = [category.pk], [category.pk]
+    while frontier:
+        frontier = list(Category.objects.filter(parent_id__in=frontier).values_list("pk", flat=True))
+        ids.extend(frontier)
+    return ids
+
+
+def item_list(*, categories: Iterable[Category] | None = None, with_subcategories: bool = True) -> QuerySet[Item]:
+    """Items with brand and category joined, optionally limited to categories (and their subtrees)."""
+    qs = Item.objects.select_related("brand", "category", "category__parent")
+    if categories is not None:
+        ids: list[int] = []
+        for category in categories:
+            ids.extend(category_descendant_ids(category=category) if with_subcategories else [category.pk])
+        qs = qs.filter(category_id__in=ids)
+    return qs
+
+
+def snapshot_get_post(*, pk: int) -> Snapshot:
+    """A snapshot with its curated items (in curated order) prefetched, for post pages."""
+    post_items = Prefetch("post_items", queryset=PostItem.objects.select_related("item__brand", "item__category"))
+    return Snapshot.objects.prefetch_related("styles", "tags", "brands", post_items).get(pk=pk)
+
+
+def source_keys_existing(*, model: type[Item] | type[Snapshot], prefix: str) -> set[str]:
+    """The importer identities already stored under ``prefix`` (one query; importers skip these rows)."""
+    return set(model.objects.filter(source_key__startswith=prefix).values_list("source_key", flat=True))
+
+
+def embedding_status_counts() -> dict[str, dict[str, int]]:
+    """``{"items": {"pending": n, "ready": n, "failed": n}, "snapshots": {...}}``."""
+    out = {}
+    for label, model in (("items", Item), ("snapshots", Snapshot)):
+        counts = dict(model.objects.values_list("embedding_status").annotate(n=Count("pk")).order_by())
+        out[label] = {status: counts.get(status, 0) for status in EmbeddingStatus.values}
+    return out
+
+
+def ccp_post_snapshots(*, split: str) -> QuerySet[Snapshot]:
+    """Snapshots imported from a CCP-Posts split (``train`` 0001-0600, ``val`` 0601-0800), by photo id.
+
+    Keys are zero-padded (``ccp:post:0001``), so the split is a key range.
+    """
+    ranges = {"train": (1, 600), "val": (601, 800), "test": (801, 1004)}
+    if split not in ranges:
+        raise ValueError(f"unknown CCP split {split!r}; choose one of {', '.join(ranges)}")
+    lo, hi = ranges[split]
+    return Snapshot.objects.filter(source_key__gte=f"ccp:post:{lo:04d}", source_key__lte=f"ccp:post:{hi:04d}")

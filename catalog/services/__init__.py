@@ -1,0 +1,1 @@
+"""Catalog services: functions that change state (posts, images, embeddings). Import submodules explicitly."""
