@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format superuser services-start services-stop import-shared bench clean-venv
+.PHONY: install run test lint format superuser services-start services-stop import-shared bench bench-quick clean-venv
 
 install: $(STAMP)
 
@@ -40,3 +40,10 @@ services-stop: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Measure quality, speed and draw pictures into bench/report/ (BENCHMARKS.md + PNGs); scratch services under var/bench.
+bench: install
+	$(PY) -m bench
+
+bench-quick: install
+	$(PY) -m bench --quick

@@ -218,6 +218,10 @@ CELERY_TASK_ROUTES = {
     "workers.retrain_check": {"queue": "default"},
 }
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# How often a worker looks for messages a dead worker took and never acknowledged (kombu's Redis
+# transport: a scan every interval x throttle seconds restores those older than the visibility timeout).
+CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = env.get_int("CELERY_UNACKED_RESTORE_INTERVAL", 10)
+CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = env.get_int("CELERY_UNACKED_RESTORE_THROTTLE", 10)
 # Python package providing the ml contract (artifact, training, evaluation submodules); tests swap in a fake.
 WORKERS_ML_PACKAGE = env.get("WORKERS_ML_PACKAGE", "ml")
 WORKERS_SWEEP_BATCH = env.get_int("WORKERS_SWEEP_BATCH", 500)
@@ -232,8 +236,9 @@ WORKERS_BOOTSTRAP_ON_START = env.get_bool("WORKERS_BOOTSTRAP_ON_START", True)
 # Promote a trained version only if it beats the active one on this held-out metric by more than the gain.
 ML_PROMOTION_METRIC = env.get("ML_PROMOTION_METRIC", "s2i_map21_seed")
 ML_PROMOTION_MIN_GAIN = env.get_float("ML_PROMOTION_MIN_GAIN", 0.0)
-ML_TRAIN_EPOCHS = env.get_int("ML_TRAIN_EPOCHS", 10)
-ML_TRAIN_IMAGE_SIZE = env.get_int("ML_TRAIN_IMAGE_SIZE", 0)  # 0: the backbone's default input size
+# Training epochs (0: the ml trainer's default) and item input size (0: the backbone's default).
+ML_TRAIN_EPOCHS = env.get_int("ML_TRAIN_EPOCHS", 0)
+ML_TRAIN_IMAGE_SIZE = env.get_int("ML_TRAIN_IMAGE_SIZE", 0)
 
 # --- Recommender (issue 5) ---
 # HNSW build parameters for each model version's partial index (recommender.indexes).
@@ -246,6 +251,10 @@ RECOMMENDER_MAX_SCAN_TUPLES = env.get_int("RECOMMENDER_MAX_SCAN_TUPLES", 20000)
 RECOMMENDER_QUERY_EXPANSION_N = env.get_int("RECOMMENDER_QUERY_EXPANSION_N", 0)
 RECOMMENDER_QUERY_TASK = env.get("RECOMMENDER_QUERY_TASK", "workers.embed_query")
 RECOMMENDER_QUERY_QUEUE = env.get("RECOMMENDER_QUERY_QUEUE", "queries")
+# "halfvec" (16-bit graph, a third of the size, up to 4,000 dims) or "vector" (full precision, up to 2,000).
+RECOMMENDER_INDEX_PRECISION = env.get("RECOMMENDER_INDEX_PRECISION", "halfvec")
+# With filters, fewer matching vector rows than this are ranked by an exact scan; more, by the HNSW walk.
+RECOMMENDER_EXACT_BELOW_ROWS = env.get_int("RECOMMENDER_EXACT_BELOW_ROWS", 2000)
 
 # --- catalog (issue 3) ---
 # Thumbnails for lists and pages: JPEG, this many pixels wide (never enlarged).

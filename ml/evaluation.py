@@ -1,0 +1,138 @@
+"""The CCP-Posts protocol (../shared/datasets/README.md) on descriptors, both directions.
+
+Metrics (percentages, 0..100):
+
+- ``s2i_map21_seed``, ``s2i_ap21``, ``s2i_r1``, ``s2i_r6``: each snapshot ranks all items of
+  the split; relevant: the items of its own post.
+- ``i2s_r1``, ``i2s_r6``, ``i2s_mrr``: each item ranks the split's snapshots plus the
+  distractor snapshots; relevant: its own post's snapshot.
+- ``cat_p6`` / ``cat_p6_random``: each snapshot ranks the product gallery; a product counts
+  when its category maps to one of the snapshot's item labels (``cat_p6_random``: the
+  expected precision of a random ranking, i.e. the share of matching products).
+
+Scoring: :mod:`ml.scoring` (max over snapshot regions); ``regions=1`` scores with the
+global descriptor only. Optional AQE (queries) and DBA (database) from :mod:`ml.postprocess`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ml import metrics
+from ml.postprocess import database_augment, expand, expand_regions
+from ml.scoring import snapshot_item_scores
+
+
+@dataclass
+class EvalPost:
+    snapshot: object  # PIL image or path
+    items: list = field(default_factory=list)  # PIL images or paths
+    labels: list[str] = field(default_factory=list)  # item label names (for category agreement)
+
+
+@dataclass
+class Embeddings:
+    snapshots: np.ndarray  # (posts, regions, d)
+    items: np.ndarray  # (items, d)
+    item_post: np.ndarray  # (items,) index of each item's post
+    distractors: np.ndarray | None = None  # (m, regions, d)
+    gallery: np.ndarray | None = None  # (g, d)
+    gallery_labels: list[str] | None = None
+    post_labels: list[list[str]] | None = None
+
+
+def _as_eval_post(post) -> EvalPost:
+    if isinstance(post, EvalPost):
+        return post
+    from ml.datasets.ccp import Post, item_images
+
+    if isinstance(post, Post):
+        return EvalPost(post.snapshot_path, item_images(post), [i.label for i in post.items])
+    raise TypeError(f"posts must be EvalPost or ml.datasets.ccp.Post, got {type(post).__name__}")
+
+
+def embed_posts(
+    embedder, posts: Sequence, distractor_snapshots: Sequence = (), gallery=None, progress=None
+) -> Embeddings:
+    """``gallery``: a sequence of (image, category) pairs or objects with ``.path`` and ``.label``."""
+    posts = [_as_eval_post(p) for p in posts]
+    say = progress or (lambda f, m: None)
+    items = [img for p in posts for img in p.items]
+    item_post = np.array([i for i, p in enumerate(posts) for _ in p.items], dtype=np.int64)
+    snaps = embedder.embed_snapshots([p.snapshot for p in posts], progress=lambda f, m: say(0.3 * f, m))
+    item_vecs = embedder.embed_items(items, progress=lambda f, m: say(0.3 + 0.1 * f, m))
+    distract = None
+    if len(distractor_snapshots):
+        distract = embedder.embed_snapshots(
+            list(distractor_snapshots), progress=lambda f, m: say(0.4 + 0.3 * f, "distractors: " + m)
+        )
+    gal, gal_labels = None, None
+    if gallery is not None and len(gallery):
+        pairs = [(g.path, g.label) if hasattr(g, "label") else (g[0], g[1]) for g in gallery]
+        gal = embedder.embed_items([p[0] for p in pairs], progress=lambda f, m: say(0.7 + 0.3 * f, "gallery: " + m))
+        gal_labels = [p[1] for p in pairs]
+    return Embeddings(snaps, item_vecs, item_post, distract, gal, gal_labels, [list(p.labels) for p in posts])
+
+
+def score_embeddings(
+    emb: Embeddings, *, regions: int | None = None, aqe: int = 0, dba: int = 0, alpha: float = 3.0
+) -> dict[str, float]:
+    """Protocol metrics from precomputed descriptors. ``aqe``/``dba``: neighbours (0 = off)."""
+    snaps = emb.snapshots[:, :regions] if regions else emb.snapshots
+    items = emb.items
+    distract = emb.distractors[:, : snaps.shape[1]] if emb.distractors is not None else None
+    all_snaps = snaps if distract is None else np.concatenate([snaps, distract])
+    if dba:
+        items = database_augment(items, dba, alpha)
+    out: dict[str, float] = {}
+
+    # snapshot -> items
+    queries = expand_regions(snaps, items, aqe, alpha) if aqe else snaps
+    scores = snapshot_item_scores(queries, items)
+    relevant = emb.item_post[None, :] == np.arange(len(snaps))[:, None]
+    out["s2i_map21_seed"] = metrics.map_at_k_seed(scores, relevant, 21)
+    out["s2i_ap21"] = metrics.ap_at_k(scores, relevant, 21)
+    out["s2i_r1"] = metrics.recall_at_k(scores, relevant, 1)
+    out["s2i_r6"] = metrics.recall_at_k(scores, relevant, 6)
+
+    # item -> snapshots (+ distractors)
+    flat = all_snaps.reshape(-1, all_snaps.shape[-1])
+    item_queries = expand(emb.items if not dba else items, flat, aqe, alpha) if aqe else items
+    scores = snapshot_item_scores(all_snaps, item_queries).T  # (items, snapshots)
+    relevant = np.arange(len(all_snaps))[None, :] == emb.item_post[:, None]
+    out["i2s_r1"] = metrics.recall_at_k(scores, relevant, 1)
+    out["i2s_r6"] = metrics.recall_at_k(scores, relevant, 6)
+    out["i2s_mrr"] = metrics.mrr(scores, relevant)
+
+    # category agreement with the product gallery
+    if emb.gallery is not None and emb.post_labels is not None:
+        from ml.datasets.clothing import gallery_categories
+
+        gallery_labels = np.array(emb.gallery_labels)
+        wanted = [gallery_categories(labels) for labels in emb.post_labels]
+        relevant = np.array([np.isin(gallery_labels, sorted(w)) for w in wanted])  # (posts, gallery)
+        keep = relevant.any(axis=1)
+        if keep.any():
+            scores = snapshot_item_scores(snaps[keep], emb.gallery)
+            out["cat_p6"] = metrics.precision_at_k(scores, relevant[keep], 6)
+            out["cat_p6_random"] = float(relevant[keep].mean())
+    return {k: 100.0 * v for k, v in out.items()}
+
+
+def evaluate_posts(
+    embedder,
+    posts: Sequence,
+    distractor_snapshots: Sequence = (),
+    gallery=None,
+    *,
+    regions: int | None = None,
+    aqe: int = 0,
+    dba: int = 0,
+    progress=None,
+) -> dict[str, float]:
+    """Embed the posts (ccp.Post or EvalPost), distractor snapshots and gallery; return the metrics."""
+    emb = embed_posts(embedder, posts, distractor_snapshots, gallery, progress=progress)
+    return score_embeddings(emb, regions=regions, aqe=aqe, dba=dba)

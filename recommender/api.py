@@ -1,0 +1,266 @@
+"""The JSON API (django-ninja), mounted at /api/: browse, recommendations, upload queries.
+
+OpenAPI schema at /api/openapi.json, interactive docs at /api/docs. Every error is JSON
+``{"message": ..., "detail": ...}`` with a 4xx/5xx status: 404 unknown id, 422 bad
+parameters (or an unknown filter slug), 400 a file that is not a usable image, 413 an
+oversized upload, 503 no active model / no worker / timeout.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest
+from ninja import File, Form, NinjaAPI, Query, Schema, Status
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.files import UploadedFile
+from pydantic import Field
+
+from catalog.models import Item, Snapshot
+from recommender import presenters, selectors
+from recommender.uploads import DIRECTIONS, upload_recommendations
+
+api = NinjaAPI(
+    title="Lookbook API",
+    version="1.0",
+    description="Street snapshots <-> fashion items: browse the catalog and get visual recommendations.",
+    urls_namespace="recommender:api",  # mounted inside recommender.urls (app_name "recommender")
+)
+
+
+# --- schemas -------------------------------------------------------------------------------
+
+
+class ErrorOut(Schema):
+    message: str
+    detail: object | None = None
+
+
+class ItemOut(Schema):
+    id: int
+    name: str
+    brand: str | None
+    category: str | None
+    price: Decimal | None
+    product_url: str
+    url: str
+    image: str
+    thumbnail: str
+
+    @staticmethod
+    def of(item: Item) -> ItemOut:
+        return ItemOut(
+            id=item.pk, name=item.name, brand=item.brand.slug if item.brand_id else None,
+            category=item.category.slug if item.category_id else None, price=item.price,
+            product_url=item.product_url, url=presenters.page_url(item), image=presenters.image_url(item),
+            thumbnail=presenters.thumbnail_url(item),
+        )
+
+
+class SnapshotOut(Schema):
+    id: int
+    title: str
+    person_name: str
+    url: str
+    image: str
+    thumbnail: str
+
+    @staticmethod
+    def of(snapshot: Snapshot) -> SnapshotOut:
+        return SnapshotOut(
+            id=snapshot.pk, title=snapshot.title, person_name=snapshot.person_name,
+            url=presenters.page_url(snapshot), image=presenters.image_url(snapshot),
+            thumbnail=presenters.thumbnail_url(snapshot),
+        )
+
+
+class ItemMatchOut(Schema):
+    score: float = Field(description="Cosine similarity of the best-matching snapshot region (1 = identical).")
+    item: ItemOut
+
+
+class SnapshotMatchOut(Schema):
+    score: float = Field(description="Cosine similarity of the snapshot's best-matching region.")
+    snapshot: SnapshotOut
+
+
+class ItemRecommendationsOut(Schema):
+    model_version: int
+    filters: dict[str, list[str]]
+    results: list[ItemMatchOut]
+
+
+class SnapshotRecommendationsOut(Schema):
+    model_version: int
+    filters: dict[str, list[str]]
+    results: list[SnapshotMatchOut]
+
+
+class QueryOut(Schema):
+    direction: str
+    model_version: int
+    seconds: float
+    items: list[ItemMatchOut]
+    snapshots: list[SnapshotMatchOut]
+
+
+class ItemPage(Schema):
+    count: int
+    page: int
+    pages: int
+    results: list[ItemOut]
+
+
+class SnapshotPage(Schema):
+    count: int
+    page: int
+    pages: int
+    results: list[SnapshotOut]
+
+
+class FilterParams(Schema):
+    style: list[str] = Field(default_factory=list, description="Style slugs (any of them).")
+    category: list[str] = Field(default_factory=list, description="Category slugs; a parent includes its children.")
+    brand: list[str] = Field(default_factory=list, description="Brand slugs (any of them).")
+
+    def resolve(self) -> selectors.Filters:
+        return selectors.filters_resolve(styles=self.style, categories=self.category, brands=self.brand)
+
+
+class RecommendParams(FilterParams):
+    k: int = Field(default=settings.RECOMMENDER_TOP_K, ge=1, le=settings.RECOMMENDER_MAX_K)
+
+
+class PageParams(FilterParams):
+    page: int = Field(default=1, ge=1)
+    page_size: int = Field(default=settings.CATALOG_PAGE_SIZE, ge=1, le=100)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+ERRORS = {404: ErrorOut, 422: ErrorOut, 503: ErrorOut}
+
+
+def _error(request: HttpRequest, status: int, message: str, detail: object | None = None):
+    return api.create_response(request, {"message": message, "detail": detail}, status=status)
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return _error(request, 404, str(exc) or "Not found.")
+
+
+@api.exception_handler(NinjaValidationError)
+def _invalid(request, exc):
+    return _error(request, 422, "Invalid request parameters.", exc.errors)
+
+
+@api.exception_handler(selectors.UnknownFilter)
+def _unknown_filter(request, exc):
+    return _error(request, 422, str(exc), {"kind": exc.kind, "slugs": exc.slugs})
+
+
+@api.exception_handler(selectors.RecommendationUnavailable)
+def _unavailable(request, exc):
+    response = _error(request, 503, exc.message)
+    response["Retry-After"] = "30"
+    return response
+
+
+# --- browse ------------------------------------------------------------------------------------
+
+
+def _page(qs, params: PageParams):
+    paginator = Paginator(qs, params.page_size)
+    if params.page > max(1, paginator.num_pages):
+        raise Http404(f"Page {params.page} does not exist; there are {paginator.num_pages}.")
+    return paginator, paginator.page(params.page)
+
+
+@api.get("/snapshots", response={200: SnapshotPage, **ERRORS}, tags=["browse"])
+def snapshots(request, params: Query[PageParams]):
+    """Published snapshots, newest first, filtered by style/category (of curated items)/brand."""
+    paginator, page = _page(selectors.snapshot_list(filters=params.resolve()), params)
+    return SnapshotPage(
+        count=paginator.count, page=page.number, pages=paginator.num_pages,
+        results=[SnapshotOut.of(s) for s in page.object_list],
+    )
+
+
+@api.get("/items", response={200: ItemPage, **ERRORS}, tags=["browse"])
+def items(request, params: Query[PageParams]):
+    """Items, newest first, filtered by style/category/brand."""
+    paginator, page = _page(selectors.item_list(filters=params.resolve()), params)
+    return ItemPage(
+        count=paginator.count, page=page.number, pages=paginator.num_pages,
+        results=[ItemOut.of(i) for i in page.object_list],
+    )
+
+
+# --- recommendations ---------------------------------------------------------------------------
+
+
+@api.get("/snapshots/{snapshot_id}/items", response={200: ItemRecommendationsOut, **ERRORS}, tags=["recommend"])
+def snapshot_items(request, snapshot_id: int, params: Query[RecommendParams]):
+    """The k items that best match a snapshot (an item scores by the snapshot's best region)."""
+    selectors.snapshot_get(snapshot_id=snapshot_id, details=False)
+    filters = params.resolve()
+    version = selectors.model_version_active()
+    matches = selectors.item_list_for_snapshot(
+        snapshot_id=snapshot_id, k=params.k, filters=filters, model_version=version
+    )
+    return ItemRecommendationsOut(
+        model_version=version.pk, filters=filters.slugs,
+        results=[ItemMatchOut(score=m.score, item=ItemOut.of(m.item)) for m in matches],
+    )
+
+
+@api.get("/items/{item_id}/snapshots", response={200: SnapshotRecommendationsOut, **ERRORS}, tags=["recommend"])
+def item_snapshots(request, item_id: int, params: Query[RecommendParams]):
+    """The k published snapshots wearing something like the item (ranked by best region)."""
+    selectors.item_get(item_id=item_id, details=False)
+    filters = params.resolve()
+    version = selectors.model_version_active()
+    matches = selectors.snapshot_list_for_item(item_id=item_id, k=params.k, filters=filters, model_version=version)
+    return SnapshotRecommendationsOut(
+        model_version=version.pk, filters=filters.slugs,
+        results=[SnapshotMatchOut(score=m.score, snapshot=SnapshotOut.of(m.snapshot)) for m in matches],
+    )
+
+
+@api.post("/query", response={200: QueryOut, 400: ErrorOut, 413: ErrorOut, **ERRORS}, tags=["recommend"])
+def query(
+    request,
+    image: File[UploadedFile],
+    direction: Form[str],
+    k: Form[int] = settings.RECOMMENDER_TOP_K,
+    style: Form[list[str]] = None,
+    category: Form[list[str]] = None,
+    brand: Form[list[str]] = None,
+):
+    """Recommendations for an uploaded photo (multipart: ``image``, ``direction``).
+
+    ``direction``: ``snapshot_to_items`` (a street photo -> items) or ``item_to_snapshots``
+    (a product photo -> snapshots). The photo is not stored.
+    """
+    if direction not in DIRECTIONS:
+        return Status(422, ErrorOut(message=f"direction must be one of {', '.join(DIRECTIONS)}.", detail=direction))
+    if not 1 <= k <= settings.RECOMMENDER_MAX_K:
+        return Status(422, ErrorOut(message=f"k must be between 1 and {settings.RECOMMENDER_MAX_K}.", detail=k))
+    if image.size is not None and image.size > settings.CATALOG_MAX_UPLOAD_BYTES:
+        limit = settings.CATALOG_MAX_UPLOAD_BYTES / 1e6
+        return Status(413, ErrorOut(message=f"The image is {image.size / 1e6:.1f} MB; the limit is {limit:.1f} MB."))
+    filters = selectors.filters_resolve(styles=style, categories=category, brands=brand)
+    try:
+        result = upload_recommendations(file=image, direction=direction, filters=filters, k=k, name=image.name)
+    except DjangoValidationError as exc:
+        status = 413 if getattr(exc, "code", None) == "too_large" else 400
+        return Status(status, ErrorOut(message=" ".join(exc.messages)))
+    return QueryOut(
+        direction=direction, model_version=result.model_version_id, seconds=round(result.seconds, 4),
+        items=[ItemMatchOut(score=m.score, item=ItemOut.of(m.item)) for m in result.items],
+        snapshots=[SnapshotMatchOut(score=m.score, snapshot=SnapshotOut.of(m.snapshot)) for m in result.snapshots],
+    )

@@ -1,0 +1,334 @@
+"""Benchmark the similarity selectors at catalog scale, beside an exact scan of the same data.
+
+    python manage.py bench_recommender --items 100000 --snapshots 20000
+
+Everything runs in ONE database transaction that is rolled back at the end: the scratch
+model version, its catalog rows, vectors and HNSW indexes are never visible to other
+sessions and leave nothing behind (also on Ctrl-C or a crash). Vectors are clustered like
+real descriptors (items around garment "types", snapshot regions near those types), L2-normalised.
+
+Reported: selector p50/p95 latency (the full selector: settings, one SQL, hydration) with no
+filter and with a style filter matching ~10% of rows, the exact scan's latency, and
+recall@k of the HNSW answer against the exact scan, for both directions. With
+``--upload IMAGE`` it also times the upload query end to end (HTTP in through the test
+client, worker, selector, k results out) against the ACTIVE model, if a worker is listening.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
+
+from catalog.models import Item, Snapshot, Style
+from recommender.indexes import vector_index_ensure
+from recommender.models import ModelVersion
+from recommender.selectors import (
+    Filters,
+    SearchOptions,
+    item_list_for_snapshot,
+    nearest_ids,
+    similar_sql,
+    snapshot_list_for_item,
+)
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+class Command(BaseCommand):
+    help = "Measure selector latency and recall@k on synthetic clustered vectors (rolled back afterwards)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--items", type=int, default=100_000)
+        parser.add_argument("--snapshots", type=int, default=20_000)
+        parser.add_argument("--regions", type=int, default=4, help="descriptors per snapshot (region 0 = global)")
+        parser.add_argument("--dim", type=int, default=1024, help="descriptor dimension (the ml default: 1024)")
+        parser.add_argument("--clusters", type=int, default=1000)
+        parser.add_argument("--queries", type=int, default=100, help="queries per measured case")
+        parser.add_argument("--k", type=int, default=settings.RECOMMENDER_TOP_K)
+        parser.add_argument(
+            "--ef-search", default=str(settings.RECOMMENDER_EF_SEARCH),
+            help="comma-separated hnsw.ef_search values to measure on the same data (default: the setting)",
+        )
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--maintenance-work-mem", default="2GB")
+        parser.add_argument("--upload", default="", help="an image file: also time upload queries end to end")
+        parser.add_argument("--upload-runs", type=int, default=30)
+        parser.add_argument("--upload-only", action="store_true", help="skip the vector benchmark")
+
+    def handle(self, *args, **opts):
+        if opts["items"] < opts["k"] or opts["snapshots"] < opts["k"]:
+            raise CommandError("need at least k items and k snapshots")
+        self.opts = opts
+        self.rng = np.random.default_rng(opts["seed"])
+        self._machine()
+        if opts["upload_only"]:
+            if not opts["upload"]:
+                raise CommandError("--upload-only needs --upload IMAGE")
+            self._upload()
+            return
+        try:
+            with transaction.atomic():
+                self._run()
+                raise _Rollback()
+        except _Rollback:
+            self.stdout.write("scratch data rolled back: nothing was left in the database")
+        if opts["upload"]:
+            self._upload()
+
+    # --- setup ----------------------------------------------------------------------------------
+
+    def _machine(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT version(), (SELECT extversion FROM pg_extension WHERE extname = 'vector')")
+            pg, pgvector = cursor.fetchone()
+        self.stdout.write(f"machine: {os.cpu_count()} cores, {_cpu_model()}, {platform.platform()}")
+        self.stdout.write(f"database: {pg.split(' on ')[0]}, pgvector {pgvector}")
+        self.stdout.write(
+            f"settings: ef_search={settings.RECOMMENDER_EF_SEARCH}, "
+            f"iterative_scan={settings.RECOMMENDER_ITERATIVE_SCAN}, "
+            f"m={settings.RECOMMENDER_HNSW_M}, ef_construction={settings.RECOMMENDER_HNSW_EF_CONSTRUCTION}"
+        )
+
+    def _unit(self, x: np.ndarray) -> np.ndarray:
+        return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+    def _timed(self, label: str, fn: Callable):
+        started = time.perf_counter()
+        result = fn()
+        self.stdout.write(f"  {label}: {time.perf_counter() - started:.1f} s")
+        return result
+
+    def _run(self) -> None:
+        o = self.opts
+        dim, regions = o["dim"], o["regions"]
+        self.stdout.write(
+            f"data: {o['items']} items, {o['snapshots']} snapshots x {regions} regions, dim {dim}, "
+            f"{o['clusters']} clusters, k={o['k']}, {o['queries']} queries per case"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [o["maintenance_work_mem"]])
+        version = ModelVersion.objects.create(
+            name=f"bench-{int(time.time())}", backbone="bench", dim=dim, max_regions=regions, status="evaluating"
+        )
+        self.version = version
+        centers = self._unit(self.rng.normal(size=(o["clusters"], dim)))
+        self.stdout.write("filling (one transaction, rolled back at the end):")
+        items, item_clusters = self._timed("items + vectors", lambda: self._fill_items(version, centers))
+        snapshots = self._timed("snapshots + region vectors", lambda: self._fill_snapshots(version, centers))
+        style = Style.objects.create(name=f"Bench 10% {version.pk}", slug=f"bench-10pct-{version.pk}")
+        self._timed("style on 10% of items and snapshots", lambda: self._tag(style, items, snapshots))
+        self._timed("HNSW indexes", lambda: vector_index_ensure(model_version=version, concurrently=False))
+        with connection.cursor() as cursor:
+            self._timed("ANALYZE", lambda: [cursor.execute(f"ANALYZE {t}") for t in (
+                "catalog_itemembedding", "catalog_snapshotembedding", "catalog_item", "catalog_snapshot",
+                "catalog_item_styles", "catalog_snapshot_styles")])
+        filtered = Filters(style_ids=(style.pk,))
+        snapshot_queries = [int(x) for x in self.rng.choice(snapshots, size=o["queries"], replace=False)]
+        item_queries = [int(x) for x in self.rng.choice(items, size=o["queries"], replace=False)]
+        ef_values = [int(x) for x in str(o["ef_search"]).split(",") if x.strip()]
+        rows = []
+        for label, flt in (("no filter", Filters()), ("style ~10%", filtered)):
+            rows += self._case("snapshot -> items", label, "item", "snapshot", snapshot_queries, flt, ef_values)
+            rows += self._case("item -> snapshots", label, "snapshot", "item", item_queries, flt, ef_values)
+        self.stdout.write("")
+        header = (
+            f"{'direction':<18} {'filter':<11} {'ef':>4} {'p50 ms':>7} {'p95 ms':>7} {'exact p50':>10} "
+            f"{'exact p95':>10} {'recall@k':>9} {'plan':>6}"
+        )
+        self.stdout.write(header)
+        self.stdout.write("-" * len(header))
+        for r in rows:
+            self.stdout.write(
+                f"{r['direction']:<18} {r['filter']:<11} {r['ef']:>4} {r['p50']:>7.2f} {r['p95']:>7.2f} "
+                f"{r['exact_p50']:>10.1f} {r['exact_p95']:>10.1f} {r['recall']:>9.3f} {r['plan']:>6}"
+            )
+        for ef in ef_values:
+            ok = all(r["p95"] < 15 and r["recall"] >= 0.95 for r in rows if r["ef"] == ef)
+            verdict = "MET" if ok else "NOT MET"
+            self.stdout.write(f"ef_search={ef}: target p95 < 15 ms and recall@{o['k']} >= 0.95: {verdict}")
+        with open("/proc/loadavg") as handle:
+            self.stdout.write(f"load average at the end (1, 5, 15 min): {' '.join(handle.read().split()[:3])}")
+
+    def _fill_items(self, version, centers) -> tuple[list[int], np.ndarray]:
+        o = self.opts
+        stamp = version.pk
+        batch = 5000
+        ids: list[int] = []
+        clusters = self.rng.integers(0, len(centers), size=o["items"])
+        for start in range(0, o["items"], batch):
+            rows = [
+                Item(name=f"bench item {n}", image=f"bench/{stamp}/i{n}.jpg", width=300, height=400,
+                     content_hash=f"bench-{stamp}-i{n}",
+                     embedding_status="ready")
+                for n in range(start, min(start + batch, o["items"]))
+            ]
+            ids.extend(i.pk for i in Item.objects.bulk_create(rows))
+        self._copy_vectors(
+            "catalog_itemembedding", "item_id", ids, lambda idx: centers[clusters[idx]], noise=0.75, regions=None
+        )
+        return ids, clusters
+
+    def _fill_snapshots(self, version, centers) -> list[int]:
+        o = self.opts
+        stamp = version.pk
+        ids: list[int] = []
+        for start in range(0, o["snapshots"], 5000):
+            rows = [
+                Snapshot(title=f"bench look {n}", image=f"bench/{stamp}/s{n}.jpg", width=300, height=450,
+                         content_hash=f"bench-{stamp}-s{n}",
+                         embedding_status="ready", is_published=True)
+                for n in range(start, min(start + 5000, o["snapshots"]))
+            ]
+            ids.extend(s.pk for s in Snapshot.objects.bulk_create(rows))
+        regions = o["regions"]
+
+        def bases(idx: np.ndarray) -> np.ndarray:
+            # region 0: the whole look (a blend of its garments); regions 1..: one garment each
+            garments = self.rng.integers(0, len(centers), size=(len(idx), regions))
+            out = centers[garments]  # (n, regions, dim)
+            out[:, 0] = self._unit(centers[garments].sum(axis=1))
+            return out
+
+        self._copy_vectors("catalog_snapshotembedding", "snapshot_id", ids, bases, noise=0.9, regions=regions)
+        return ids
+
+    def _copy_vectors(self, table, fk, ids, bases, *, noise: float, regions: int | None) -> None:
+        """Binary COPY in chunks: (fk, model_version_id[, region], vector)."""
+        from pgvector.psycopg import register_vector
+
+        dim = self.opts["dim"]
+        raw = connection.connection
+        register_vector(raw)
+        ids_arr = np.asarray(ids)
+        columns = f"{fk}, model_version_id{', region' if regions else ''}, vector"
+        types = ["int8", "int8", *(["int2"] if regions else []), "vector"]
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            for start in range(0, len(ids), 2000):
+                idx = np.arange(start, min(start + 2000, len(ids)))
+                base = bases(idx)
+                shape = base.shape
+                vectors = self._unit(base + self.rng.normal(scale=noise / np.sqrt(dim), size=shape))
+                for row, n in enumerate(idx):
+                    if regions:
+                        for r in range(regions):
+                            copy.write_row((int(ids_arr[n]), self.version.pk, r, vectors[row, r]))
+                    else:
+                        copy.write_row((int(ids_arr[n]), self.version.pk, vectors[row]))
+
+    def _tag(self, style, items, snapshots) -> None:
+        picked_items = self.rng.choice(items, size=max(1, len(items) // 10), replace=False)
+        picked_looks = self.rng.choice(snapshots, size=max(1, len(snapshots) // 10), replace=False)
+        Item.styles.through.objects.bulk_create(
+            [Item.styles.through(item_id=int(i), style_id=style.pk) for i in picked_items], batch_size=5000
+        )
+        Snapshot.styles.through.objects.bulk_create(
+            [Snapshot.styles.through(snapshot_id=int(s), style_id=style.pk) for s in picked_looks], batch_size=5000
+        )
+
+    # --- measurement ----------------------------------------------------------------------------
+
+    def _case(self, direction, label, kind, source_kind, queries, filters, ef_values) -> list[dict]:
+        """Exact answers once, then latency and recall@k of the selector at each ef_search."""
+        k = self.opts["k"]
+        version = self.version
+        select = item_list_for_snapshot if kind == "item" else snapshot_list_for_item
+        key = "snapshot_id" if kind == "item" else "item_id"
+        truths, exact_latencies = {}, []
+        for q in queries:
+            started = time.perf_counter()
+            exact = nearest_ids(
+                kind=kind, model_version=version, k=k, filters=filters, query_from=(source_kind, q), exact=True,
+            )
+            exact_latencies.append((time.perf_counter() - started) * 1000)
+            truths[q] = {i for i, _ in exact}
+        plan = self._plan(kind, source_kind, queries[0], filters)
+        rows = []
+        for ef in ef_values:
+            options = SearchOptions.from_settings(ef_search=ef)
+            for q in queries[:5]:  # warm the caches
+                select(**{key: q}, k=k, filters=filters, model_version=version, options=options)
+            latencies, recalls = [], []
+            for q in queries:
+                started = time.perf_counter()
+                matches = select(**{key: q}, k=k, filters=filters, model_version=version, options=options)
+                latencies.append((time.perf_counter() - started) * 1000)
+                got = {(m.item.pk if kind == "item" else m.snapshot.pk) for m in matches}
+                recalls.append(len(got & truths[q]) / max(1, len(truths[q])))
+                if len(matches) != min(k, len(truths[q])):
+                    self.stderr.write(f"  {direction} {label}: query {q} returned {len(matches)} of {len(truths[q])}")
+            rows.append({
+                "direction": direction, "filter": label, "ef": ef, "p50": statistics.median(latencies),
+                "p95": _percentile(latencies, 95), "exact_p50": statistics.median(exact_latencies),
+                "exact_p95": _percentile(exact_latencies, 95), "recall": float(np.mean(recalls)), "plan": plan,
+            })
+        self.stdout.write(f"  measured {direction}, {label}")
+        return rows
+
+    def _plan(self, kind, source_kind, query_id, filters) -> str:
+        """Which access path the planner picked for this case: the HNSW index or an exact scan."""
+        sql, params = similar_sql(
+            kind=kind, model_version=self.version, k=self.opts["k"], filters=filters,
+            query_from=(source_kind, query_id), candidate_factor=2,
+        )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('hnsw.iterative_scan', %s, true)", [settings.RECOMMENDER_ITERATIVE_SCAN])
+            cursor.execute("EXPLAIN " + sql, params)
+            text = "\n".join(row[0] for row in cursor.fetchall())
+        return "hnsw" if "Index Scan using catalog_" in text and "_hnsw" in text else "exact"
+
+    def _upload(self) -> None:
+        from django.core.files.uploadedfile import SimpleUploadedFile
+        from django.test import Client
+
+        path = self.opts["upload"]
+        with open(path, "rb") as handle:
+            data = handle.read()
+        client = Client(SERVER_NAME="localhost")
+        runs = self.opts["upload_runs"]
+        self.stdout.write(f"upload query end to end ({path}, active model, {runs} runs per direction):")
+        for direction in ("snapshot_to_items", "item_to_snapshots"):
+            times, status = [], None
+            for n in range(runs + 2):
+                upload = SimpleUploadedFile(os.path.basename(path), data, content_type="image/jpeg")
+                started = time.perf_counter()
+                response = client.post("/api/query", {"direction": direction, "image": upload})
+                elapsed = (time.perf_counter() - started) * 1000
+                status = response.status_code
+                if status != 200:
+                    self.stdout.write(f"  {direction}: HTTP {status}: {response.json().get('message')}")
+                    break
+                if n >= 2:  # the first two warm the worker's model and the worker check
+                    times.append(elapsed)
+            if times:
+                body = response.json()
+                count = len(body["items"] or body["snapshots"])
+                self.stdout.write(
+                    f"  {direction}: p50 {statistics.median(times):.0f} ms, p95 {_percentile(times, 95):.0f} ms, "
+                    f"{count} results"
+                )

@@ -1,0 +1,110 @@
+"""Shopper filters (style, category, brand slugs) resolved to ids, and the options to show."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from catalog.models import Brand, Category, Style
+
+
+class UnknownFilter(ValueError):
+    """A filter slug that names no style, category or brand."""
+
+    def __init__(self, kind: str, slugs: list[str]) -> None:
+        self.kind = kind
+        self.slugs = slugs
+        super().__init__(f"unknown {kind}: {', '.join(sorted(slugs))}")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Resolved filters: OR within one kind, AND across kinds; empty tuples mean no filter.
+
+    ``category_ids`` already includes every descendant of the chosen categories.
+    """
+
+    style_ids: tuple[int, ...] = ()
+    category_ids: tuple[int, ...] = ()
+    brand_ids: tuple[int, ...] = ()
+    slugs: dict[str, list[str]] = field(default_factory=dict, compare=False)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.style_ids or self.category_ids or self.brand_ids)
+
+
+def _clean(slugs: Iterable[str] | str | None) -> list[str]:
+    if slugs is None:
+        return []
+    if isinstance(slugs, str):
+        slugs = [slugs]
+    return sorted({s.strip() for s in slugs if s and s.strip()})
+
+
+def _ids_for(model, kind: str, slugs: list[str]) -> tuple[int, ...]:
+    if not slugs:
+        return ()
+    found = dict(model.objects.filter(slug__in=slugs).values_list("slug", "id"))
+    missing = [s for s in slugs if s not in found]
+    if missing:
+        raise UnknownFilter(kind, missing)
+    return tuple(sorted(found.values()))
+
+
+def category_ids_with_descendants(root_ids: Iterable[int]) -> tuple[int, ...]:
+    """The given categories and all categories below them (the tree is small: one query)."""
+    children: dict[int | None, list[int]] = {}
+    for cid, parent_id in Category.objects.values_list("id", "parent_id"):
+        children.setdefault(parent_id, []).append(cid)
+    seen: set[int] = set()
+    stack = list(root_ids)
+    while stack:
+        cid = stack.pop()
+        if cid in seen:
+            continue
+        seen.add(cid)
+        stack.extend(children.get(cid, []))
+    return tuple(sorted(seen))
+
+
+def filters_resolve(
+    *,
+    styles: Iterable[str] | str | None = None,
+    categories: Iterable[str] | str | None = None,
+    brands: Iterable[str] | str | None = None,
+) -> Filters:
+    """Resolve slugs to ids; raises :class:`UnknownFilter` for a slug that does not exist."""
+    style_slugs, category_slugs, brand_slugs = _clean(styles), _clean(categories), _clean(brands)
+    category_ids = _ids_for(Category, "category", category_slugs)
+    return Filters(
+        style_ids=_ids_for(Style, "style", style_slugs),
+        category_ids=category_ids_with_descendants(category_ids) if category_ids else (),
+        brand_ids=_ids_for(Brand, "brand", brand_slugs),
+        slugs={"style": style_slugs, "category": category_slugs, "brand": brand_slugs},
+    )
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    styles: list[Style]
+    categories: list[Category]
+    brands: list[Brand]
+
+
+def filter_options() -> FilterOptions:
+    """Every style, category (parents before their children) and brand, for the filter form."""
+    categories = list(Category.objects.select_related("parent"))
+    by_parent: dict[int | None, list[Category]] = {}
+    for category in categories:
+        by_parent.setdefault(category.parent_id, []).append(category)
+    ordered: list[Category] = []
+
+    def walk(parent_id: int | None, depth: int) -> None:
+        for category in sorted(by_parent.get(parent_id, []), key=lambda c: c.name):
+            category.depth = depth
+            ordered.append(category)
+            walk(category.pk, depth + 1)
+
+    walk(None, 0)
+    return FilterOptions(styles=list(Style.objects.all()), categories=ordered, brands=list(Brand.objects.all()))

@@ -1,0 +1,440 @@
+"""Nearest neighbours on pgvector: snapshot -> items and item -> snapshots.
+
+Scoring (the ml contract): score(snapshot, item) = max over the snapshot's region vectors
+of cosine(region, item). Both directions run as ONE SQL statement over the active model
+version's rows only:
+
+- one HNSW probe per query vector (a LATERAL subquery ordered by the same
+  ``vector::halfvec(dim) <=> q`` expression as the version's partial index, with the
+  literal ``model_version_id`` so the partial index matches), the shopper's filters
+  applied inside the probe;
+- then ``GROUP BY`` the target (item or snapshot) with the minimum distance, so a
+  snapshot counts once, by its best region.
+
+Each probe fetches enough candidates to be exact: snapshot -> items needs k per region
+(an item missing from its best region's top k has k better items ahead of it);
+item -> snapshots needs k * max_regions region rows (k distinct snapshots are among
+them). ``hnsw.iterative_scan`` keeps the graph walk going until the filtered probe has
+its rows (the default walk stops after ef_search candidates and silently returns fewer
+under a selective filter); if the walk still ends short (``hnsw.max_scan_tuples``), the
+same statement is re-run as an exact scan. With filters, a capped count first decides:
+fewer than ``RECOMMENDER_EXACT_BELOW_ROWS`` matching vector rows are ranked by an exact
+scan straight away (cheaper than walking the graph, and exact); more, by the graph walk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+
+from catalog.models import Item, ItemEmbedding, Snapshot, SnapshotEmbedding
+from recommender.indexes import index_precision
+from recommender.models import ModelVersion
+from recommender.selectors.filters import Filters
+
+Kind = Literal["item", "snapshot"]
+ITERATIVE_SCAN_MODES = ("off", "relaxed_order", "strict_order")
+
+
+class RecommendationUnavailable(Exception):
+    """Recommendations cannot be computed right now; ``message`` is safe to show to shoppers."""
+
+    message = "Recommendations are not available right now."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        if message:
+            self.message = message
+
+
+class NoActiveModel(RecommendationUnavailable):
+    message = "No recommendation model is active yet. Please come back a little later."
+
+
+class NotEmbedded(RecommendationUnavailable):
+    message = "This image has not been analysed yet, so there are no recommendations for it. Please check back soon."
+
+
+@dataclass(frozen=True)
+class ItemMatch:
+    item: Item
+    distance: float
+
+    @property
+    def score(self) -> float:
+        """Cosine similarity (1 - cosine distance)."""
+        return 1.0 - self.distance
+
+
+@dataclass(frozen=True)
+class SnapshotMatch:
+    snapshot: Snapshot
+    distance: float
+
+    @property
+    def score(self) -> float:
+        """Cosine similarity of the snapshot's best-matching region."""
+        return 1.0 - self.distance
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Knobs of one search; defaults come from settings (``RECOMMENDER_*``)."""
+
+    ef_search: int
+    iterative_scan: str
+    max_scan_tuples: int
+    exact_below_rows: int = 0
+    exact_fallback: bool = True
+
+    @classmethod
+    def from_settings(cls, **overrides) -> SearchOptions:
+        values = {
+            "ef_search": settings.RECOMMENDER_EF_SEARCH,
+            "iterative_scan": settings.RECOMMENDER_ITERATIVE_SCAN,
+            "max_scan_tuples": settings.RECOMMENDER_MAX_SCAN_TUPLES,
+            "exact_below_rows": settings.RECOMMENDER_EXACT_BELOW_ROWS,
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        if values["iterative_scan"] not in ITERATIVE_SCAN_MODES:
+            raise ValueError(f"iterative_scan must be one of {ITERATIVE_SCAN_MODES}")
+        return cls(**values)
+
+
+def model_version_active() -> ModelVersion | None:
+    """The version that serves shoppers, or None (one query)."""
+    return ModelVersion.objects.active().only("id", "dim", "max_regions", "name").first()
+
+
+def _require_active(model_version: ModelVersion | None) -> ModelVersion:
+    version = model_version if model_version is not None else model_version_active()
+    if version is None or not version.dim:
+        raise NoActiveModel()
+    return version
+
+
+def _vector_literal(vector: Sequence[float]) -> str:
+    values = np.asarray(vector, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(values)):
+        raise ValueError("query vector has non-finite values")
+    # 9 significant digits round-trip float32 exactly (descriptors are float32) and format twice
+    # as fast as repr's 17: it matters for a 32-region upload (40k numbers).
+    return "[" + ",".join(map("{:.9g}".format, values.tolist())) + "]"
+
+
+def _filter_sql(kind: Kind, filters: Filters, exclude_ids: Sequence[int]) -> tuple[list[str], list]:
+    """WHERE clauses (on alias ``e``) restricting embedding rows to the filtered targets."""
+    clauses: list[str] = []
+    params: list = []
+    if kind == "item":
+        fk = "e.item_id"
+        if filters.style_ids:
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM {Item.styles.through._meta.db_table} fs "
+                f"WHERE fs.item_id = {fk} AND fs.style_id = ANY(%s))"
+            )
+            params.append(list(filters.style_ids))
+        if filters.category_ids or filters.brand_ids:
+            parts = []
+            if filters.category_ids:
+                parts.append("fi.category_id = ANY(%s)")
+                params.append(list(filters.category_ids))
+            if filters.brand_ids:
+                parts.append("fi.brand_id = ANY(%s)")
+                params.append(list(filters.brand_ids))
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM {Item._meta.db_table} fi WHERE fi.id = {fk} AND {' AND '.join(parts)})"
+            )
+    else:
+        fk = "e.snapshot_id"
+        clauses.append(f"EXISTS (SELECT 1 FROM {Snapshot._meta.db_table} fp WHERE fp.id = {fk} AND fp.is_published)")
+        if filters.style_ids:
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM {Snapshot.styles.through._meta.db_table} fs "
+                f"WHERE fs.snapshot_id = {fk} AND fs.style_id = ANY(%s))"
+            )
+            params.append(list(filters.style_ids))
+        if filters.brand_ids:
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM {Snapshot.brands.through._meta.db_table} fb "
+                f"WHERE fb.snapshot_id = {fk} AND fb.brand_id = ANY(%s))"
+            )
+            params.append(list(filters.brand_ids))
+        if filters.category_ids:
+            # A snapshot is "in" a category when one of its curated items is.
+            clauses.append(
+                "EXISTS (SELECT 1 FROM catalog_postitem fpi JOIN catalog_item fi ON fi.id = fpi.item_id "
+                f"WHERE fpi.snapshot_id = {fk} AND fi.category_id = ANY(%s))"
+            )
+            params.append(list(filters.category_ids))
+    if exclude_ids:
+        clauses.append(f"{fk} <> ALL(%s)")
+        params.append(list(exclude_ids))
+    return clauses, params
+
+
+def similar_sql(
+    *,
+    kind: Kind,
+    model_version: ModelVersion,
+    k: int,
+    filters: Filters,
+    query_vectors: Sequence[Sequence[float]] | None = None,
+    query_from: tuple[Kind, int] | None = None,
+    exclude_ids: Sequence[int] = (),
+    exact: bool = False,
+    candidate_factor: int = 1,
+) -> tuple[str, list]:
+    """The one statement for a search (exposed for EXPLAIN in tests and the benchmark).
+
+    ``kind`` is what is searched (the result type). The query vectors are either given
+    (upload queries, the benchmark) or read in the same statement from a stored image's
+    rows (``query_from=("snapshot", id)`` reads all its regions).
+    """
+    dim = int(model_version.dim)
+    version_id = int(model_version.pk)
+    regions = max(1, int(model_version.max_regions or 1))
+    # The index path walks the graph in the index's precision (``q.v``); the distance that is
+    # returned and that ranks the final candidates is always full precision (``q.vf``).
+    index_type = index_precision()[0]
+    table = ItemEmbedding._meta.db_table if kind == "item" else SnapshotEmbedding._meta.db_table
+    fk = "item_id" if kind == "item" else "snapshot_id"
+    per_probe = k if kind == "item" else k * regions
+    per_probe *= max(1, candidate_factor)
+    params: list = []
+    if query_from is not None:
+        source_kind, source_id = query_from
+        source_table = ItemEmbedding._meta.db_table if source_kind == "item" else SnapshotEmbedding._meta.db_table
+        source_fk = "item_id" if source_kind == "item" else "snapshot_id"
+        q_sql = (
+            f"SELECT s.vector::vector({dim}) AS vf FROM {source_table} s "
+            f"WHERE s.model_version_id = {version_id} AND s.{source_fk} = %s"
+        )
+        params.append(int(source_id))
+    elif query_vectors is not None:
+        q_sql = f"SELECT t.v::vector({dim}) AS vf FROM unnest(%s::text[]) AS t(v)"
+        params.append([_vector_literal(v) for v in query_vectors])
+    else:
+        raise ValueError("give query_vectors or query_from")
+    clauses, filter_params = _filter_sql(kind, filters, exclude_ids)
+    params.extend(filter_params)
+    where = " AND ".join([f"e.model_version_id = {version_id}", *clauses])
+    full_distance = f"(e.vector::vector({dim}) <=> q.vf)"
+    # The exact scan orders by the full-precision distance; "+ 0" keeps the planner off the index.
+    order = f"{full_distance} + 0" if exact else f"(e.vector::{index_type}({dim}) <=> q.v)"
+    sql = (
+        f"WITH q AS MATERIALIZED (SELECT qq.vf, qq.vf::{index_type}({dim}) AS v FROM ({q_sql}) qq) "
+        f"SELECT c.target_id, min(c.dist) AS dist FROM q CROSS JOIN LATERAL ("
+        f"SELECT e.{fk} AS target_id, {full_distance} AS dist FROM {table} e WHERE {where} "
+        f"ORDER BY {order} LIMIT {int(per_probe)}) c "
+        f"GROUP BY c.target_id ORDER BY dist, c.target_id LIMIT {int(k)}"
+    )
+    return sql, params
+
+
+def _apply_options(cursor, options: SearchOptions, per_probe: int) -> None:
+    ef_search = min(1000, max(int(options.ef_search), per_probe))
+    cursor.execute(
+        "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true), "
+        "set_config('hnsw.max_scan_tuples', %s, true)",
+        [str(ef_search), options.iterative_scan, str(int(options.max_scan_tuples))],
+    )
+
+
+def nearest_ids(
+    *,
+    kind: Kind,
+    model_version: ModelVersion,
+    k: int,
+    filters: Filters,
+    query_vectors: Sequence[Sequence[float]] | None = None,
+    query_from: tuple[Kind, int] | None = None,
+    exclude_ids: Sequence[int] = (),
+    options: SearchOptions | None = None,
+    exact: bool = False,
+) -> list[tuple[int, float]]:
+    """(target id, cosine distance) pairs, best first; at most ``k``.
+
+    Settings are applied with ``set_config(..., is_local=true)`` (SET LOCAL) inside a
+    transaction so they never leak to other queries on the pooled connection.
+    """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    options = options or SearchOptions.from_settings()
+    # relaxed_order may hand rows over slightly out of distance order: over-fetch, then re-sort.
+    factor = 2 if options.iterative_scan == "relaxed_order" and not exact else 1
+    common = dict(
+        kind=kind, model_version=model_version, k=k, filters=filters, query_vectors=query_vectors,
+        query_from=query_from, exclude_ids=exclude_ids, candidate_factor=factor,
+    )
+    per_probe = (k if kind == "item" else k * max(1, model_version.max_regions or 1)) * factor
+    with transaction.atomic(), connection.cursor() as cursor:
+        _apply_options(cursor, options, per_probe)
+        if filters.active and not exact and options.exact_below_rows > 0:
+            if _filtered_rows(cursor, kind, model_version, filters, exclude_ids, cap=options.exact_below_rows) < (
+                options.exact_below_rows
+            ):
+                exact = True  # few rows pass the filters: scanning them exactly is cheaper than walking the graph
+            else:
+                # Many rows pass: walk the graph (iterative scan). The planner's estimate of the
+                # filters is poor and it would otherwise often sort every filtered row exactly.
+                cursor.execute("SELECT set_config('enable_sort', 'off', true)")
+        common["candidate_factor"] = 1 if exact else factor
+        sql, params = similar_sql(exact=exact, **common)
+        cursor.execute(sql, params)
+        rows = [(int(r[0]), float(r[1])) for r in cursor.fetchall()]
+        if len(rows) < k and not exact and options.exact_fallback:
+            # The graph walk ended early (selective filter beyond max_scan_tuples, or few rows):
+            # an exact scan of the filtered rows returns k whenever k rows match.
+            cursor.execute("SELECT set_config('enable_sort', 'on', true)")
+            common["candidate_factor"] = 1
+            sql, params = similar_sql(exact=True, **common)
+            cursor.execute(sql, params)
+            rows = [(int(r[0]), float(r[1])) for r in cursor.fetchall()]
+    return rows
+
+
+def _filtered_rows(cursor, kind: Kind, model_version: ModelVersion, filters: Filters, exclude_ids, *, cap: int) -> int:
+    """How many of the version's embedding rows pass the filters, counting at most ``cap``."""
+    table = ItemEmbedding._meta.db_table if kind == "item" else SnapshotEmbedding._meta.db_table
+    clauses, params = _filter_sql(kind, filters, exclude_ids)
+    where = " AND ".join([f"e.model_version_id = {int(model_version.pk)}", *clauses])
+    cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} e WHERE {where} LIMIT {int(cap)}) t", params)
+    return int(cursor.fetchone()[0])
+
+
+def _expand(
+    *, kind: Kind, model_version: ModelVersion, vectors: np.ndarray, ids: list[tuple[int, float]], n: int
+) -> np.ndarray:
+    """Alpha query expansion: each query vector + the top-n results' vectors weighted by similarity."""
+    top = ids[:n]
+    if not top:
+        return vectors
+    model = ItemEmbedding if kind == "item" else SnapshotEmbedding
+    fk = "item_id" if kind == "item" else "snapshot_id"
+    rows = model.objects.filter(model_version_id=model_version.pk, **{f"{fk}__in": [i for i, _ in top]})
+    if kind == "snapshot":
+        rows = rows.filter(region=0)
+    by_id = {getattr(r, fk): np.asarray(r.vector, dtype=np.float64) for r in rows}
+    neighbours = sum((max(0.0, 1.0 - d) ** 3) * by_id[i] for i, d in top if i in by_id)
+    expanded = vectors + neighbours
+    norms = np.linalg.norm(expanded, axis=1, keepdims=True)
+    return expanded / np.where(norms == 0, 1.0, norms)
+
+
+def _stored_vectors(kind: Kind, model_version: ModelVersion, source_id: int) -> np.ndarray:
+    model = ItemEmbedding if kind == "item" else SnapshotEmbedding
+    fk = "item_id" if kind == "item" else "snapshot_id"
+    rows = model.objects.filter(model_version_id=model_version.pk, **{fk: source_id}).values_list("vector", flat=True)
+    return np.asarray([np.asarray(v, dtype=np.float64) for v in rows])
+
+
+def _search(
+    *,
+    kind: Kind,
+    model_version: ModelVersion,
+    k: int,
+    filters: Filters,
+    query_vectors: Sequence[Sequence[float]] | None,
+    query_from: tuple[Kind, int] | None,
+    exclude_ids: Sequence[int],
+    expansion_n: int,
+    options: SearchOptions | None,
+) -> list[tuple[int, float]]:
+    ids = nearest_ids(
+        kind=kind, model_version=model_version, k=k, filters=filters, query_vectors=query_vectors,
+        query_from=query_from, exclude_ids=exclude_ids, options=options,
+    )
+    if not ids and query_from is not None:
+        model = ItemEmbedding if query_from[0] == "item" else SnapshotEmbedding
+        fk = "item_id" if query_from[0] == "item" else "snapshot_id"
+        if not model.objects.filter(model_version_id=model_version.pk, **{fk: query_from[1]}).exists():
+            raise NotEmbedded()
+    if expansion_n > 0 and ids:
+        base = (
+            np.asarray(query_vectors, dtype=np.float64)
+            if query_vectors is not None
+            else _stored_vectors(query_from[0], model_version, query_from[1])
+        )
+        expanded = _expand(kind=kind, model_version=model_version, vectors=base, ids=ids, n=expansion_n)
+        ids = nearest_ids(
+            kind=kind, model_version=model_version, k=k, filters=filters, query_vectors=expanded.tolist(),
+            exclude_ids=exclude_ids, options=options,
+        )
+    return ids
+
+
+def _check_vectors(vectors: Sequence[Sequence[float]], model_version: ModelVersion) -> None:
+    if len(vectors) == 0:
+        raise ValueError("at least one query vector is needed")
+    for vector in vectors:
+        if len(vector) != model_version.dim:
+            raise ValueError(f"query vectors must have {model_version.dim} dimensions, got {len(vector)}")
+    if not np.all(np.isfinite(np.asarray(vectors, dtype=np.float64))):
+        raise ValueError("query vector has non-finite values")
+
+
+def item_list_for_snapshot(
+    *,
+    snapshot_id: int | None = None,
+    vectors: Sequence[Sequence[float]] | None = None,
+    k: int | None = None,
+    filters: Filters | None = None,
+    exclude_ids: Sequence[int] = (),
+    expansion_n: int | None = None,
+    model_version: ModelVersion | None = None,
+    options: SearchOptions | None = None,
+) -> list[ItemMatch]:
+    """The k items that best match a snapshot (stored, by id; or uploaded: its region ``vectors``).
+
+    An item's score is its best cosine over the snapshot's regions. Raises
+    :class:`NoActiveModel` or :class:`NotEmbedded` when there is nothing to rank with.
+    """
+    version = _require_active(model_version)
+    if (snapshot_id is None) == (vectors is None):
+        raise ValueError("give exactly one of snapshot_id or vectors")
+    if vectors is not None:
+        _check_vectors(vectors, version)
+    ids = _search(
+        kind="item", model_version=version, k=k or settings.RECOMMENDER_TOP_K, filters=filters or Filters(),
+        query_vectors=vectors, query_from=None if snapshot_id is None else ("snapshot", snapshot_id),
+        exclude_ids=exclude_ids,
+        expansion_n=settings.RECOMMENDER_QUERY_EXPANSION_N if expansion_n is None else expansion_n, options=options,
+    )
+    items = Item.objects.select_related("brand", "category").in_bulk([i for i, _ in ids])
+    return [ItemMatch(item=items[i], distance=d) for i, d in ids if i in items]
+
+
+def snapshot_list_for_item(
+    *,
+    item_id: int | None = None,
+    vectors: Sequence[Sequence[float]] | None = None,
+    k: int | None = None,
+    filters: Filters | None = None,
+    exclude_ids: Sequence[int] = (),
+    expansion_n: int | None = None,
+    model_version: ModelVersion | None = None,
+    options: SearchOptions | None = None,
+) -> list[SnapshotMatch]:
+    """The k published snapshots that wear something like an item (stored by id, or its ``vectors``).
+
+    A snapshot is ranked by its best-matching region. Raises :class:`NoActiveModel` or
+    :class:`NotEmbedded` when there is nothing to rank with.
+    """
+    version = _require_active(model_version)
+    if (item_id is None) == (vectors is None):
+        raise ValueError("give exactly one of item_id or vectors")
+    if vectors is not None:
+        _check_vectors(vectors, version)
+    ids = _search(
+        kind="snapshot", model_version=version, k=k or settings.RECOMMENDER_TOP_K, filters=filters or Filters(),
+        query_vectors=vectors, query_from=None if item_id is None else ("item", item_id), exclude_ids=exclude_ids,
+        expansion_n=settings.RECOMMENDER_QUERY_EXPANSION_N if expansion_n is None else expansion_n, options=options,
+    )
+    snapshots = Snapshot.objects.in_bulk([i for i, _ in ids])
+    return [SnapshotMatch(snapshot=snapshots[i], distance=d) for i, d in ids if i in snapshots]

@@ -1,0 +1,147 @@
+"""Fixtures for the recommender: catalog rows in bulk (no image processing) with known vectors."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+_serial = itertools.count(1)
+
+
+def unit(vector: Sequence[float]) -> list[float]:
+    v = np.asarray(vector, dtype=np.float64)
+    return (v / np.linalg.norm(v)).tolist()
+
+
+class Catalog:
+    """Bulk builders: rows carry placeholder image names (selectors never open the files)."""
+
+    def version(self, *, dim: int = 8, max_regions: int = 1, status: str = "active", name: str | None = None):
+        from recommender.indexes import vector_index_ensure
+        from recommender.models import ModelVersion
+
+        version = ModelVersion.objects.create(
+            name=name or f"reco-test-{next(_serial)}", backbone="test", dim=dim, max_regions=max_regions, status=status
+        )
+        vector_index_ensure(model_version=version)
+        return version
+
+    def items(self, n: int, *, category=None, brand=None, styles: Sequence = (), name: str = "Item"):
+        from catalog.models import Item
+
+        rows = []
+        for _ in range(n):
+            serial = next(_serial)
+            rows.append(
+                Item(
+                    name=f"{name} {serial}", image=f"images/test/{serial}.jpg", width=300, height=400,
+                    content_hash=uuid.uuid4().hex, category=category, brand=brand, embedding_status="ready",
+                )
+            )
+        items = Item.objects.bulk_create(rows)
+        if styles:
+            through = Item.styles.through
+            through.objects.bulk_create([through(item_id=i.pk, style_id=s.pk) for i in items for s in styles])
+        return items
+
+    def snapshots(self, n: int, *, styles: Sequence = (), brands: Sequence = (), is_published: bool = True):
+        from catalog.models import Snapshot
+
+        rows = []
+        for _ in range(n):
+            serial = next(_serial)
+            rows.append(
+                Snapshot(
+                    title=f"Look {serial}", image=f"images/test/s{serial}.jpg", width=300, height=450,
+                    content_hash=uuid.uuid4().hex, is_published=is_published, embedding_status="ready",
+                )
+            )
+        snapshots = Snapshot.objects.bulk_create(rows)
+        for field, values in (("styles", styles), ("brands", brands)):
+            if values:
+                through = getattr(Snapshot, field).through
+                column = f"{through._meta.get_field(field[:-1]).attname}"
+                through.objects.bulk_create(
+                    [through(snapshot_id=s.pk, **{column: v.pk}) for s in snapshots for v in values]
+                )
+        return snapshots
+
+    def item_vectors(self, version, pairs):
+        """``pairs``: (item, vector) — vectors are normalised."""
+        from catalog.models import ItemEmbedding
+
+        ItemEmbedding.objects.bulk_create(
+            [ItemEmbedding(item=item, model_version=version, vector=unit(v)) for item, v in pairs]
+        )
+
+    def snapshot_vectors(self, version, snapshot, regions: Sequence[Sequence[float]]):
+        from catalog.models import SnapshotEmbedding
+
+        SnapshotEmbedding.objects.bulk_create(
+            [
+                SnapshotEmbedding(snapshot=snapshot, model_version=version, region=r, vector=unit(v))
+                for r, v in enumerate(regions)
+            ]
+        )
+
+
+@pytest.fixture
+def catalog_rows(db) -> Catalog:
+    return Catalog()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def reco_catalog(catalog_rows, rng):
+    """An active 8-d version with 2 regions: 24 items (8 "boho", 8 under tops > shirts, 8 acme) and 10 looks."""
+    from tests import factories as f
+
+    version = catalog_rows.version(dim=8, max_regions=2)
+    boho, street = f.make_style("Boho"), f.make_style("Street")
+    tops = f.make_category("Tops")
+    shirts = f.make_category("Shirts", parent=tops)
+    acme = f.make_brand("Acme")
+    items = (
+        catalog_rows.items(8, styles=[boho])
+        + catalog_rows.items(8, category=shirts, styles=[street])
+        + catalog_rows.items(8, brand=acme, styles=[street])
+    )
+    catalog_rows.item_vectors(version, [(item, rng.normal(size=8)) for item in items])
+    looks = catalog_rows.snapshots(6, styles=[boho]) + catalog_rows.snapshots(4, styles=[street], brands=[acme])
+    for look in looks:
+        catalog_rows.snapshot_vectors(version, look, rng.normal(size=(2, 8)).tolist())
+    return {
+        "version": version, "items": items, "looks": looks, "boho": boho, "street": street, "tops": tops,
+        "shirts": shirts, "acme": acme,
+    }
+
+
+@pytest.fixture
+def query_worker(worker_factory, settings):
+    """A real worker on the "queries" queue answering the stand-in embed_query task with known vectors.
+
+    The workers engineer's ``workers.embed_query`` needs a trained artifact; this stand-in keeps the
+    web side's round trip (validation, broker, worker process, result backend, selector) real.
+    """
+    from tests.recommender.fake_embed_worker import FAKE_TASK_NAME
+
+    settings.RECOMMENDER_QUERY_TASK = FAKE_TASK_NAME
+    return worker_factory(
+        queues="queries", name="reco-queries", extra_env={"DJANGO_SETTINGS_MODULE": "tests.recommender.worker_settings"}
+    )
+
+
+@pytest.fixture(autouse=True)
+def _forget_seen_query_workers(monkeypatch):
+    """Each test starts without the web side's cached "a query worker was seen" answer."""
+    from recommender import uploads
+
+    monkeypatch.setattr(uploads, "_worker_seen_at", 0.0)

@@ -1,0 +1,139 @@
+"""The JSON API: status codes and bodies for good and bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog.models import Item
+
+pytestmark = pytest.mark.django_db
+
+
+def test_items_for_a_snapshot(client, reco_catalog):
+    look = reco_catalog["looks"][0]
+
+    response = client.get(f"/api/snapshots/{look.pk}/items")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"] == reco_catalog["version"].pk
+    assert len(body["results"]) == 6
+    scores = [r["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    first = body["results"][0]["item"]
+    assert first["url"] == f"/items/{first['id']}/"
+    assert first["image"].endswith(".jpg")
+
+
+def test_filters_apply_and_a_parent_category_includes_its_children(client, reco_catalog):
+    look = reco_catalog["looks"][0]
+
+    boho = client.get(f"/api/snapshots/{look.pk}/items", {"style": "boho", "k": 5}).json()
+    tops = client.get(f"/api/snapshots/{look.pk}/items", {"category": "tops"}).json()
+    both = client.get(f"/api/snapshots/{look.pk}/items", {"style": ["boho", "street"], "brand": "acme"}).json()
+
+    assert len(boho["results"]) == 5
+    assert boho["filters"]["style"] == ["boho"]
+    assert set(Item.objects.filter(pk__in=[r["item"]["id"] for r in boho["results"]]).values_list(
+        "styles__slug", flat=True)) == {"boho"}
+    assert len(tops["results"]) == 6
+    assert {r["item"]["category"] for r in tops["results"]} == {"shirts"}
+    assert {r["item"]["brand"] for r in both["results"]} == {"acme"}
+    assert len(both["results"]) == 6
+
+
+def test_snapshots_for_an_item(client, reco_catalog):
+    item = reco_catalog["items"][0]
+
+    body = client.get(f"/api/items/{item.pk}/snapshots", {"k": 4, "style": "street"}).json()
+
+    assert len(body["results"]) == 4
+    street_ids = {look.pk for look in reco_catalog["looks"][6:]}
+    assert {r["snapshot"]["id"] for r in body["results"]} == street_ids
+
+
+@pytest.mark.parametrize(
+    ("url", "params", "status", "message"),
+    [
+        ("/api/snapshots/999999/items", {}, 404, "No Snapshot matches"),
+        ("/api/items/999999/snapshots", {}, 404, "No Item matches"),
+        ("/api/snapshots/{look}/items", {"k": 0}, 422, "Invalid request parameters"),
+        ("/api/snapshots/{look}/items", {"k": 1000}, 422, "Invalid request parameters"),
+        ("/api/snapshots/{look}/items", {"k": "six"}, 422, "Invalid request parameters"),
+        ("/api/snapshots/{look}/items", {"style": "nope"}, 422, "unknown style: nope"),
+        ("/api/items/{item}/snapshots", {"category": "nope"}, 422, "unknown category: nope"),
+        ("/api/snapshots", {"page": 99}, 404, "Page 99 does not exist"),
+        ("/api/items", {"page_size": 0}, 422, "Invalid request parameters"),
+    ],
+)
+def test_bad_requests_get_json_errors(client, reco_catalog, url, params, status, message):
+    url = url.format(look=reco_catalog["looks"][0].pk, item=reco_catalog["items"][0].pk)
+
+    response = client.get(url, params)
+
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/json")
+    assert message in response.json()["message"]
+
+
+def test_no_active_model_or_missing_vectors_is_a_503(client, reco_catalog, catalog_rows):
+    fresh = catalog_rows.snapshots(1)[0]
+    response = client.get(f"/api/snapshots/{fresh.pk}/items")
+    assert response.status_code == 503
+    assert "not been analysed" in response.json()["message"]
+
+    reco_catalog["version"].status = "retired"
+    reco_catalog["version"].save()
+    response = client.get(f"/api/snapshots/{reco_catalog['looks'][0].pk}/items")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert "No recommendation model is active" in response.json()["message"]
+
+
+def test_list_endpoints_paginate_and_filter(client, reco_catalog):
+    page = client.get("/api/items", {"page_size": 5, "page": 2, "brand": "acme"}).json()
+    looks = client.get("/api/snapshots", {"style": "boho"}).json()
+
+    assert (page["count"], page["pages"], page["page"], len(page["results"])) == (8, 2, 2, 3)
+    assert {r["brand"] for r in page["results"]} == {"acme"}
+    assert looks["count"] == 6
+    assert {r["id"] for r in looks["results"]} == {look.pk for look in reco_catalog["looks"][:6]}
+
+
+def test_openapi_schema_and_docs_are_served(client, db):
+    schema = client.get("/api/openapi.json")
+    docs = client.get("/api/docs")
+
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert {"/api/snapshots/{snapshot_id}/items", "/api/items/{item_id}/snapshots", "/api/query", "/api/items",
+            "/api/snapshots"} <= set(paths)
+    assert docs.status_code == 200
+
+
+def test_upload_query_rejects_bad_input(client, reco_catalog, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests import factories as f
+
+    bad_direction = client.post("/api/query", {"direction": "sideways", "image": f.make_upload()})
+    no_image = client.post("/api/query", {"direction": "snapshot_to_items"})
+    not_an_image = client.post(
+        "/api/query", {"direction": "snapshot_to_items", "image": SimpleUploadedFile("x.jpg", b"not a picture")}
+    )
+    settings.CATALOG_MAX_UPLOAD_BYTES = 200
+    too_big = client.post("/api/query", {"direction": "snapshot_to_items", "image": f.make_upload()})
+
+    assert bad_direction.status_code == 422 and "direction must be one of" in bad_direction.json()["message"]
+    assert no_image.status_code == 422
+    assert not_an_image.status_code == 400 and "x.jpg" in not_an_image.json()["message"]
+    assert too_big.status_code == 413 and "limit" in too_big.json()["message"]
+
+
+def test_upload_query_without_a_worker_is_a_503(client, reco_catalog, celery_app_purged):
+    from tests import factories as f
+
+    response = client.post("/api/query", {"direction": "item_to_snapshots", "image": f.make_upload()})
+
+    assert response.status_code == 503
+    assert "try again" in response.json()["message"].lower()

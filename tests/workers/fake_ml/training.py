@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from tests.workers.fake_ml import artifact
+from tests.workers.fake_ml.config import ModelConfig
+
+
+@dataclass
+class TrainOptions:
+    epochs: int = 1
+
+
+def train(records, config: ModelConfig, out_dir, *, val_records=None, progress=None, seed=0, options=None, **_):
+    if not records:
+        raise ValueError("no training records")
+    classes = {class_id for _, class_id, _ in records}
+    kinds = {kind for _, _, kind in records}
+    if kinds - {"snapshot", "item"}:
+        raise ValueError(f"unknown record kinds {kinds}")
+    for step in range(3):
+        if progress:
+            progress((step + 1) / 3, f"epoch {step + 1}/3")
+    config.mode = os.environ.get("FAKE_ML_TRAIN_MODE", "color")
+    artifact.save(config, out_dir, info={"kind": "trained"})
+    return {"classes": len(classes), "records": len(records), "val_records": len(val_records or [])}

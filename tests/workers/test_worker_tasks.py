@@ -1,0 +1,75 @@
+"""Tasks through the real broker to real worker processes: queries, embedding, bootstrap."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+
+from catalog.models import Snapshot
+from recommender.models import ModelVersion
+from tests.workers.conftest import WORKER_ENV, color_image, expected_vectors, vectors_of, wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def test_upload_queries_are_answered_on_their_own_queue(worker_factory, broker_clean, make_version):
+    from workers.ml_runtime import BadImage
+    from workers.tasks import embed_query
+
+    version = make_version(activate=True)
+    worker_factory(queues="queries", name="queries", extra_env=WORKER_ENV)
+    image_b64 = base64.b64encode(color_image((10, 200, 10))).decode()
+
+    snapshot = embed_query.delay(image_b64, "snapshot").get(timeout=30)
+    item = embed_query.delay(image_b64, "item").get(timeout=30)
+
+    assert snapshot["model_version_id"] == item["model_version_id"] == version.pk
+    assert len(snapshot["vectors"]) == 2 and len(item["vectors"]) == 1  # region 0 + top half; one item vector
+    assert all(len(v) == 8 for v in snapshot["vectors"] + item["vectors"])
+    assert np.isclose(np.linalg.norm(item["vectors"][0]), 1.0, atol=1e-5)
+    with pytest.raises(BadImage, match="unreadable image"):
+        embed_query.delay(base64.b64encode(b"not an image").decode(), "item").get(timeout=30)
+    with pytest.raises(ValueError, match="kind must be"):
+        embed_query.delay(image_b64, "shoe").get(timeout=30)
+
+
+def test_the_catalog_sends_embedding_by_name_and_a_worker_embeds(
+    worker_factory, broker_clean, make_version, make_colour_post
+):
+    from catalog.services.embedding_queue import embeddings_enqueue
+
+    version = make_version(activate=True)
+    post = make_colour_post(0, n_items=2)
+    item_ids = list(post.items.values_list("pk", flat=True))
+    worker_factory(queues="embedding", name="embedder", extra_env=WORKER_ENV)
+
+    embeddings_enqueue(item_ids=item_ids, snapshot_ids=[post.pk])
+
+    wait_for(lambda: len(vectors_of(version, "item")) == 2 and vectors_of(version, "snapshot"), message="vectors")
+    got = vectors_of(version, "snapshot")[post.pk]
+    want = expected_vectors(version, post.image.path, "snapshot")
+    assert np.allclose(got, want, atol=1e-6)
+    wait_for(lambda: Snapshot.objects.get(pk=post.pk).embedding_status == "ready", message="status ready")
+
+
+def test_a_fresh_install_builds_the_pretrained_model_at_worker_start(worker_factory, broker_clean, make_colour_post):
+    post = make_colour_post(0, n_items=1)
+    assert not ModelVersion.objects.exists()
+    worker_factory(
+        queues="default,embedding,training",
+        name="fresh",
+        extra_env={**WORKER_ENV, "WORKERS_BOOTSTRAP_ON_START": "1"},
+    )
+
+    version = wait_for(lambda: ModelVersion.objects.active().first(), message="an active version")
+    assert version.is_pretrained_only and version.name.startswith("pretrained-")
+    assert version.artifact_checksum and version.dim == 8
+    wait_for(lambda: Snapshot.objects.get(pk=post.pk).embedding_status == "ready", message="existing post embedded")
+    assert list(vectors_of(version, "snapshot")) == [post.pk]
+    version.refresh_from_db()
+    assert version.index_state == "complete"
+    from workers.models import Job
+
+    assert Job.objects.get(kind="bootstrap").status == "succeeded"

@@ -1,0 +1,210 @@
+"""Version workflows run by tasks and management commands: bootstrap, switch (re-index + activate),
+train -> evaluate -> promote, and the sweep's bootstrap / resume checks."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from recommender.models import IndexState, ModelVersion, ModelVersionStatus
+from recommender.versions import (
+    VersionSwitchError,
+    version_activate,
+    version_artifact_set,
+    version_create,
+    version_index_state_set,
+    version_mark_failed,
+    version_mark_ready,
+)
+from workers.models import Job, JobKind, JobStatus
+from workers.services import job_enqueue, job_progress
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+
+
+def bootstrap_if_needed() -> str:
+    """Enqueue the pretrained bootstrap when no usable version exists and none is being built."""
+    usable = ModelVersion.objects.exclude(status=ModelVersionStatus.FAILED)
+    if usable.exists():
+        return "not needed"
+    now = timezone.now()
+    bootstraps = Job.objects.filter(kind=JobKind.BOOTSTRAP)
+    if bootstraps.unfinished().filter(created_at__gte=now - timedelta(hours=1)).exists():
+        return "already queued"
+    if bootstraps.filter(status=JobStatus.FAILED, finished_at__gte=now - timedelta(minutes=15)).exists():
+        return "failed recently; see the failed bootstrap job"  # no retry storm every minute
+    job_enqueue(kind=JobKind.BOOTSTRAP, arguments={"backbone": settings.ML_BACKBONE})
+    return "queued"
+
+
+_BOOTSTRAP_LOCK = 0x4C4F4F4B  # PostgreSQL advisory lock key: one bootstrap at a time, across workers
+
+
+@contextmanager
+def _advisory_lock(key: int):
+    """Hold a session-level PostgreSQL advisory lock (waits for another holder to finish)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def bootstrap_pretrained(*, backbone: str, job: Job | None = None, progress: Progress | None = None) -> dict:
+    """Create the off-the-shelf version (artifact under ML_ARTIFACTS_DIR/<name>/); activate it if nothing is
+    active (no vectors exist yet, so there is nothing to mix with) and re-index every image for it.
+
+    Serialised by an advisory lock: a second bootstrap (two workers starting at once) waits, then finds
+    the version built and only checks that every image is embedded."""
+    with _advisory_lock(_BOOTSTRAP_LOCK):
+        return _bootstrap_pretrained(backbone=backbone, job=job, progress=progress)
+
+
+def _bootstrap_pretrained(*, backbone: str, job: Job | None, progress: Progress | None) -> dict:
+    from workers.embedding import reindex
+    from workers.ml_runtime import artifact_path_for_storage, embedder_for, ml_module
+
+    existing = (
+        ModelVersion.objects.filter(is_pretrained_only=True, backbone=backbone)
+        .exclude(status=ModelVersionStatus.FAILED)
+        .first()
+    )
+    if existing is not None and existing.status != ModelVersionStatus.TRAINING:
+        version = existing
+        message = f"{version.name} exists"
+    else:
+        name = f"pretrained-{backbone}-{timezone.now():%Y%m%d-%H%M%S}"
+        version = existing or version_create(
+            name=name, backbone=backbone, is_pretrained_only=True, training_counts={"posts": 0}
+        )
+        out_dir = Path(settings.ML_ARTIFACTS_DIR) / version.name
+        shutil.rmtree(out_dir, ignore_errors=True)
+        artifact = ml_module("artifact")
+        try:
+            path = artifact.create_pretrained(out_dir, backbone=backbone, cache_dir=settings.ML_CACHE_DIR)
+            loaded = artifact.load(path)
+            version_artifact_set(
+                version=version,
+                artifact_path=artifact_path_for_storage(path),
+                checksum=artifact.checksum(path),
+                dim=int(loaded.dim),
+                max_regions=int(loaded.max_regions),
+                config=artifact.verify(path).to_dict(),
+            )
+        except Exception as exc:
+            version_mark_failed(version=version, reason=f"building the pretrained artifact failed: {exc}")
+            raise
+        version_mark_ready(version=version, decision="off-the-shelf backbone, no training")
+        message = f"built {version.name}"
+    if not ModelVersion.objects.active().exists() and version.status == ModelVersionStatus.READY:
+        embedder_for(version)
+        version_activate(version=version, require_complete=False)
+        message += "; activated (no version was active)"
+    version.refresh_from_db()
+    if version.status == ModelVersionStatus.ACTIVE:
+        # Resumable: images embedded before a crash are skipped.
+        reindexed = reindex(version=version, progress=progress or _job_progress(job))
+        version_index_state_set(version=version, state=IndexState.COMPLETE)
+        message += f"; {reindexed['done']} images embedded"
+    return {"version_id": version.pk, "message": message}
+
+
+def _job_progress(job: Job | None) -> Progress | None:
+    if job is None:
+        return None
+    return lambda done, total, message: job_progress(job=job, done=done, total=total, message=message)
+
+
+def switch_to(version: ModelVersion, *, progress: Progress | None = None, attempts: int = 3) -> ModelVersion:
+    """Make ``version`` active without a gap: embed it for every image (new rows beside the active version's),
+    build its vector index, then switch in one transaction. While this runs, new uploads are embedded for
+    both versions (index_state "indexing"). A version with a bad artifact is marked failed and the active
+    one keeps serving."""
+    from workers.embedding import reindex
+
+    version.refresh_from_db()
+    if version.status == ModelVersionStatus.ACTIVE:
+        return version
+    if version.status not in (ModelVersionStatus.READY, ModelVersionStatus.RETIRED):
+        raise VersionSwitchError(f"version {version.name} is {version.status}; it cannot be activated")
+    version_index_state_set(version=version, state=IndexState.INDEXING)
+    last_error: VersionSwitchError | None = None
+    try:
+        for _ in range(attempts):
+            reindex(version=version, progress=progress)  # first pass: everything; then only late arrivals
+            try:
+                return version_activate(version=version)
+            except VersionSwitchError as exc:  # an image arrived between the re-index and the switch
+                last_error = exc
+        raise last_error or VersionSwitchError("activation failed")
+    finally:
+        version.refresh_from_db()
+        if version.status != ModelVersionStatus.ACTIVE and version.index_state == IndexState.INDEXING:
+            version_index_state_set(version=version, state=IndexState.NONE)
+
+
+def resume_stale_reindex() -> list[int]:
+    """Re-enqueue re-index/activate jobs whose worker died (heartbeat older than WORKERS_REINDEX_STALE_S)."""
+    stale_before = timezone.now() - timedelta(seconds=settings.WORKERS_REINDEX_STALE_S)
+    resumed = []
+    for job in Job.objects.filter(
+        kind__in=[JobKind.REINDEX, JobKind.ACTIVATE, JobKind.BOOTSTRAP],
+        status=JobStatus.RUNNING,
+        heartbeat_at__lt=stale_before,
+    ):
+        Job.objects.filter(pk=job.pk).update(
+            status=JobStatus.FAILED, error="worker stopped answering; resumed as a new job", finished_at=timezone.now()
+        )
+        resumed.append(job_enqueue(kind=job.kind, arguments=job.arguments, model_version=job.model_version).pk)
+    return resumed
+
+
+def train_evaluate_promote(
+    *, job: Job | None = None, progress: Callable[[float, str], None] | None = None, config_overrides=None
+) -> dict:
+    """Train, evaluate against the active version, promote only a winner (re-index + switch, on the
+    embedding queue); a loser stays ``ready`` with its metrics and the reason."""
+    from workers.training import evaluation_decide, train_new_version
+
+    version, heldout = train_new_version(progress=progress, config_overrides=config_overrides)
+    if job is not None:
+        Job.objects.filter(pk=job.pk).update(model_version=version)
+    try:
+        if not heldout:
+            decision = "no held-out posts to evaluate on; kept as ready"
+            version_mark_ready(version=version, decision=decision)
+            return {"version_id": version.pk, "promoted": False, "decision": decision}
+        promote, decision = evaluation_decide(version, heldout)
+    except Exception as exc:
+        version_mark_failed(version=version, reason=f"evaluation failed: {exc}")
+        raise
+    if promote:
+        job_enqueue(kind=JobKind.ACTIVATE, arguments={"version_id": version.pk}, model_version=version)
+    return {"version_id": version.pk, "promoted": promote, "decision": decision}
+
+
+def evaluate_and_decide(version: ModelVersion, *, promote: bool = False) -> dict:
+    """Evaluate on the held-out posts (the same split as training); optionally promote a winner."""
+    from workers.training import evaluation_decide, split_posts, training_posts
+
+    _, heldout = split_posts(training_posts(), settings.ML_HELDOUT_SHARE)
+    if not heldout:
+        return {"version_id": version.pk, "promoted": False, "decision": "no held-out posts to evaluate on"}
+    wins, decision = evaluation_decide(version, heldout)
+    version.refresh_from_db()
+    promoted = bool(promote and wins and version.status != ModelVersionStatus.ACTIVE)
+    if promoted:
+        job_enqueue(kind=JobKind.ACTIVATE, arguments={"version_id": version.pk}, model_version=version)
+    return {"version_id": version.pk, "promoted": promoted, "decision": decision}
