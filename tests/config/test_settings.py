@@ -10,7 +10,9 @@ GOOD_KEY = "x" * 20 + "K9#pLq2!vT7@wRz4$bN8&mJ5^hG3*fD6(sA1)" + "y" * 10
 
 
 def run_manage(*args: str, **env_overrides: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"}}
+    # Start from the real environment minus what each test sets (other tests' fixtures may have added some).
+    dropped = {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update({"DJANGO_SETTINGS_MODULE": "config.settings", "LOOKBOOK_NO_DEVSERVICES": "1", **env_overrides})
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
