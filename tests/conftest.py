@@ -32,10 +32,18 @@ def datasets_dir() -> Path:
     return DATASETS
 
 
+def _worker_log_dir() -> Path:
+    """Worker logs of this test run (per test slot, emptied at session start; a restarted worker appends)."""
+    from django.conf import settings
+
+    return ROOT / "var" / "test-logs" / f"slot-{settings.TEST_SLOT}"
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _clean_test_media():
     from django.conf import settings
 
+    shutil.rmtree(_worker_log_dir(), ignore_errors=True)
     shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
     Path(settings.MEDIA_ROOT).mkdir(parents=True, exist_ok=True)
     yield
@@ -60,7 +68,7 @@ class WorkerProcess:
         self.concurrency = concurrency
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
-        self.log_path = ROOT / "var" / "test-logs" / f"{name}.log"
+        self.log_path = _worker_log_dir() / f"{name}.log"
 
     @property
     def hostname(self) -> str:
