@@ -52,6 +52,16 @@ def echo(payload: dict) -> dict:
 # --- embedding -----------------------------------------------------------------------------------
 
 
+# Embedding batches are idempotent upserts, so a batch lost with its worker is safely redelivered.
+EMBED_TASK_OPTIONS = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "soft_time_limit": settings.WORKERS_EMBED_TIME_LIMIT_S,
+    "time_limit": settings.WORKERS_EMBED_TIME_LIMIT_S + 60,
+    **RETRY,
+}
+
+
 def _embed(kind: str, ids: list[int]) -> dict:
     from workers.embedding import embed_images
 
@@ -61,27 +71,13 @@ def _embed(kind: str, ids: list[int]) -> dict:
     return counts
 
 
-@shared_task(
-    name="workers.embed_snapshots",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=settings.WORKERS_EMBED_TIME_LIMIT_S,
-    time_limit=settings.WORKERS_EMBED_TIME_LIMIT_S + 60,
-    **RETRY,
-)
+@shared_task(name="workers.embed_snapshots", **EMBED_TASK_OPTIONS)
 def embed_snapshots(snapshot_ids: list[int]) -> dict:
     """Vectors (up to max_regions per snapshot) for the active version and any version being re-indexed."""
     return _embed("snapshot", snapshot_ids)
 
 
-@shared_task(
-    name="workers.embed_items",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=settings.WORKERS_EMBED_TIME_LIMIT_S,
-    time_limit=settings.WORKERS_EMBED_TIME_LIMIT_S + 60,
-    **RETRY,
-)
+@shared_task(name="workers.embed_items", **EMBED_TASK_OPTIONS)
 def embed_items(item_ids: list[int]) -> dict:
     """One vector per item for the active version and any version being re-indexed."""
     return _embed("item", item_ids)
