@@ -31,6 +31,7 @@ from recommender.selectors import (
     model_version_active,
     snapshot_list_for_item,
 )
+from recommender.wire import vectors_decode
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +81,8 @@ def _query_worker_available() -> bool:
     return seen
 
 
-def query_vectors_request(*, image: CleanImage, kind: str, timeout: float | None = None) -> tuple[int, list]:
-    """Send the picture to ``workers.embed_query`` and wait for ``(model_version_id, vectors)``.
+def query_vectors_request(*, image: CleanImage, kind: str, timeout: float | None = None) -> tuple[int, np.ndarray]:
+    """Send the picture to ``workers.embed_query`` and wait for ``(model_version_id, float32 vectors)``.
 
     A listening worker usually answers within the first second, so nobody is asked who is
     listening on the fast path; only a slower answer triggers the check (about half a
@@ -119,11 +120,9 @@ def query_vectors_request(*, image: CleanImage, kind: str, timeout: float | None
     finally:
         result.forget()
     try:
-        vectors = np.asarray(body["vectors"], dtype=np.float64)
-        if vectors.ndim != 2:
-            raise ValueError("vectors must be a list of lists")
-        return int(body["model_version_id"]), vectors.tolist()
-    except (KeyError, TypeError, ValueError) as exc:
+        return vectors_decode(body)
+    except (TypeError, ValueError) as exc:
+        logger.warning("embed_query answered something unusable: %s", exc)
         raise QueryUnavailable() from exc
 
 
@@ -145,7 +144,7 @@ def upload_recommendations(
     version_id, vectors = query_vectors_request(image=image, kind=QUERY_KIND[direction])
     if version_id != version.pk:
         raise QueryUnavailable("The recommendation model was just updated. Please try again.")
-    if not vectors or any(len(v) != version.dim for v in vectors):
+    if vectors.shape[1] != version.dim:
         raise QueryUnavailable()
     items: list[ItemMatch] = []
     snapshots: list[SnapshotMatch] = []

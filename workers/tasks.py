@@ -89,7 +89,7 @@ def embed_items(item_ids: list[int]) -> dict:
     time_limit=settings.WORKERS_QUERY_TIME_LIMIT_S + 10,
 )
 def embed_query(image_b64: str, kind: str) -> dict:
-    """A shopper's upload as vectors of the active version: ``{"model_version_id", "vectors"}``.
+    """A shopper's upload as vectors of the active version, in :mod:`recommender.wire`'s format.
 
     ``kind`` "snapshot": up to max_regions vectors, region 0 (whole photo) first; "item": one.
     Raises ValueError for a bad upload or kind (the caller shows a 4xx), RuntimeError when no
@@ -98,6 +98,7 @@ def embed_query(image_b64: str, kind: str) -> dict:
     import numpy as np
 
     from recommender.models import ModelVersion
+    from recommender.wire import vectors_encode
     from workers.ml_runtime import decode_b64_image, embedder_for
 
     if kind not in ("snapshot", "item"):
@@ -113,7 +114,7 @@ def embed_query(image_b64: str, kind: str) -> dict:
         regions = np.asarray(embedder.embed_snapshots([image]))[0]  # (max_regions, dim)
         usable = [0] + [r for r in range(1, len(regions)) if np.any(regions[r] != 0)]
         vectors = regions[usable]
-    return {"model_version_id": version.pk, "vectors": np.asarray(vectors, dtype=np.float32).tolist()}
+    return vectors_encode(vectors, model_version_id=version.pk)
 
 
 # --- versions: bootstrap, re-index, activate -------------------------------------------------------------

@@ -24,6 +24,7 @@ from recommender.selectors.similarity import (
     nearest_ids,
     similar_sql,
     snapshot_list_for_item,
+    vector_cursor,
 )
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "model_version_active",
     "nearest_ids",
     "similar_sql",
+    "vector_cursor",
     "snapshot_get",
     "snapshot_list",
     "snapshot_list_for_item",

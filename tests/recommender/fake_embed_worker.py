@@ -27,7 +27,8 @@ def fake_embed_query(image_b64: str, kind: str) -> dict:
     from PIL import Image
 
     from recommender.models import ModelVersion
+    from recommender.wire import vectors_encode
 
     Image.open(io.BytesIO(base64.b64decode(image_b64))).verify()  # it really is the uploaded picture
     version = ModelVersion.objects.active().get()
-    return {"model_version_id": version.pk, "vectors": known_vectors(kind, version.dim, version.max_regions)}
+    return vectors_encode(known_vectors(kind, version.dim, version.max_regions), model_version_id=version.pk)

@@ -17,6 +17,7 @@ from recommender.selectors import (
     nearest_ids,
     similar_sql,
     snapshot_list_for_item,
+    vector_cursor,
 )
 from tests.recommender.conftest import unit
 
@@ -164,7 +165,7 @@ def test_the_iterative_scan_is_what_finds_filtered_rows_beyond_the_first_graph_w
     version, filters = crowded["version"], filters_resolve(styles="rare")
     common = dict(kind="item", model_version=version, k=6, filters=filters, query_vectors=[crowded["query"]])
     sql, params = similar_sql(**common)
-    with connection.cursor() as cursor:
+    with vector_cursor() as cursor:
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert f"Index Scan using {vector_index_names(model_version=version)[0]}" in plan, plan

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from django.conf import settings
 
+from recommender.wire import vectors_decode
 from tests.workers.conftest import color_image
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -50,12 +51,12 @@ def test_a_worker_loads_the_pretrained_model_once_and_answers_queries(worker_fac
     )
     upload = base64.b64encode(color_image((180, 40, 40), size=(120, 180), fmt="JPEG")).decode()
 
-    item = embed_query.delay(upload, "item").get(timeout=180)
-    snapshot = embed_query.delay(upload, "snapshot").get(timeout=180)
+    item_version, item = vectors_decode(embed_query.delay(upload, "item").get(timeout=180))
+    snapshot_version, snapshot = vectors_decode(embed_query.delay(upload, "snapshot").get(timeout=180))
 
-    assert item["model_version_id"] == snapshot["model_version_id"] == version.pk
-    assert np.asarray(item["vectors"]).shape == (1, embedder.dim)
-    assert 1 <= len(snapshot["vectors"]) <= embedder.max_regions
-    assert np.isclose(np.linalg.norm(item["vectors"][0]), 1.0, atol=1e-3)
+    assert item_version == snapshot_version == version.pk
+    assert item.shape == (1, embedder.dim)
+    assert 1 <= len(snapshot) <= embedder.max_regions and snapshot.shape[1] == embedder.dim
+    assert np.isclose(np.linalg.norm(item[0]), 1.0, atol=1e-3)
     log = worker.log_path.read_text(errors="replace")
     assert log.count(f"loaded model version real-lite0 (id {version.pk}") == 1  # once per process

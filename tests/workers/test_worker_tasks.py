@@ -9,6 +9,7 @@ import pytest
 
 from catalog.models import Snapshot
 from recommender.models import ModelVersion
+from recommender.wire import vectors_decode
 from tests.workers.conftest import WORKER_ENV, color_image, expected_vectors, vectors_of, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -22,13 +23,13 @@ def test_upload_queries_are_answered_on_their_own_queue(worker_factory, broker_c
     worker_factory(queues="queries", name="queries", extra_env=WORKER_ENV)
     image_b64 = base64.b64encode(color_image((10, 200, 10))).decode()
 
-    snapshot = embed_query.delay(image_b64, "snapshot").get(timeout=30)
-    item = embed_query.delay(image_b64, "item").get(timeout=30)
+    snapshot_version, snapshot = vectors_decode(embed_query.delay(image_b64, "snapshot").get(timeout=30))
+    item_version, item = vectors_decode(embed_query.delay(image_b64, "item").get(timeout=30))
 
-    assert snapshot["model_version_id"] == item["model_version_id"] == version.pk
-    assert len(snapshot["vectors"]) == 2 and len(item["vectors"]) == 1  # region 0 + top half; one item vector
-    assert all(len(v) == 8 for v in snapshot["vectors"] + item["vectors"])
-    assert np.isclose(np.linalg.norm(item["vectors"][0]), 1.0, atol=1e-5)
+    assert snapshot_version == item_version == version.pk
+    assert snapshot.shape == (2, 8) and item.shape == (1, 8)  # region 0 + top half; one item vector
+    assert snapshot.dtype == item.dtype == np.float32
+    assert np.isclose(np.linalg.norm(item[0]), 1.0, atol=1e-5)
     with pytest.raises(BadImage, match="unreadable image"):
         embed_query.delay(base64.b64encode(b"not an image").decode(), "item").get(timeout=30)
     with pytest.raises(ValueError, match="kind must be"):

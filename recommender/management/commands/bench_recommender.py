@@ -37,6 +37,7 @@ from recommender.selectors import (
     nearest_ids,
     similar_sql,
     snapshot_list_for_item,
+    vector_cursor,
 )
 
 
@@ -296,7 +297,7 @@ class Command(BaseCommand):
             kind=kind, model_version=self.version, k=self.opts["k"], filters=filters,
             query_from=(source_kind, query_id), candidate_factor=2,
         )
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(), vector_cursor() as cursor:
             cursor.execute("SELECT set_config('hnsw.iterative_scan', %s, true)", [settings.RECOMMENDER_ITERATIVE_SCAN])
             cursor.execute("EXPLAIN " + sql, params)
             text = "\n".join(row[0] for row in cursor.fetchall())
