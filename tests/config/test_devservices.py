@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _devservices(var_dir: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "LOOKBOOK_VAR_DIR": str(var_dir)}
+def _devservices(var_dir: Path, *args: str, **extra_env: str) -> subprocess.Popen:
+    env = {**os.environ, "LOOKBOOK_VAR_DIR": str(var_dir), **extra_env}
     env.pop("DATABASE_URL", None)
     env.pop("CELERY_BROKER_URL", None)
     return subprocess.Popen(
@@ -65,3 +65,37 @@ def test_two_concurrent_starts_share_one_server_and_stop_cleanly(tmp_path):
     stdout, _ = stop.communicate(timeout=60)
     assert json.loads(stdout) == {"postgres": True, "redis": True}
     assert _postmasters(var_dir) == []
+
+
+def test_the_embedded_postgres_runs_with_the_configured_server_settings(tmp_path):
+    """shared_buffers only applies at server start: a fresh server is restarted once to get it, and a
+    running one is not restarted under its clients when the setting changes (it applies at the next start)."""
+    import psycopg
+
+    var_dir = tmp_path / "var"
+    start = _devservices(var_dir, "start", LOOKBOOK_PG_SHARED_BUFFERS="160MB")
+    assert start.wait(timeout=120) == 0, start.communicate()
+    pg_url = _devservices(var_dir, "url").communicate(timeout=60)[0].split()[0]
+
+    def shown() -> tuple[str, str]:
+        with psycopg.connect(pg_url) as conn:
+            names = ("shared_buffers", "maintenance_work_mem")
+            return tuple(conn.execute(f"SHOW {name}").fetchone()[0] for name in names)
+
+    try:
+        assert shown() == ("160MB", "1GB")
+        postmaster = _postmasters(var_dir)
+        again = _devservices(var_dir, "start", LOOKBOOK_PG_SHARED_BUFFERS="176MB")
+        _, stderr = again.communicate(timeout=60)
+        assert again.returncode == 0
+        assert "apply after" in stderr  # told, not restarted
+        assert _postmasters(var_dir) == postmaster
+        assert shown() == ("160MB", "1GB")
+    finally:
+        _devservices(var_dir, "stop").communicate(timeout=60)
+    restart = _devservices(var_dir, "start", LOOKBOOK_PG_SHARED_BUFFERS="176MB")
+    try:
+        assert restart.wait(timeout=120) == 0
+        assert shown()[0] == "176MB"
+    finally:
+        _devservices(var_dir, "stop").communicate(timeout=60)
