@@ -12,14 +12,16 @@ version's rows only:
   snapshot counts once, by its best region.
 
 Each probe fetches enough candidates to be exact: snapshot -> items needs k per region
-(an item missing from its best region's top k has k better items ahead of it);
-item -> snapshots needs k * max_regions region rows (k distinct snapshots are among
-them). ``hnsw.iterative_scan`` keeps the graph walk going until the filtered probe has
-its rows (the default walk stops after ef_search candidates and silently returns fewer
-under a selective filter); if the walk still ends short (``hnsw.max_scan_tuples``), the
-same statement is re-run as an exact scan. With filters, a capped count first decides:
-fewer than ``RECOMMENDER_EXACT_BELOW_ROWS`` matching vector rows are ranked by an exact
-scan straight away (cheaper than walking the graph, and exact); more, by the graph walk.
+(an item missing from its best region's top k has k better items ahead of it); item ->
+snapshots needs k * max_regions region rows (k distinct snapshots are among them), but
+first asks for 3k rows, enough whenever they already name k snapshots (any other
+snapshot's best region ranks below them). ``hnsw.iterative_scan`` keeps the graph walk
+going until the filtered probe has its rows (the default walk stops after ef_search
+candidates and silently returns fewer under a selective filter); if the walk still ends
+short (``hnsw.max_scan_tuples``), the same statement is re-run as an exact scan. With
+filters, a capped count first decides: fewer than ``RECOMMENDER_EXACT_BELOW_ROWS``
+matching vector rows are ranked by an exact scan straight away (cheaper than walking the
+graph, and exact); more, by the graph walk.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from recommender.selectors.filters import Filters
 
 Kind = Literal["item", "snapshot"]
 ITERATIVE_SCAN_MODES = ("off", "relaxed_order", "strict_order")
+SNAPSHOT_ROWS_FIRST = 3  # item -> snapshots: region rows per wanted snapshot in the first probe
 
 
 class RecommendationUnavailable(Exception):
@@ -266,6 +269,7 @@ def similar_sql(
     exclude_ids: Sequence[int] = (),
     exact: bool = False,
     candidate_factor: int = 1,
+    probe_rows: int | None = None,
 ) -> tuple[str, list]:
     """The one statement for a search (exposed for EXPLAIN in tests and the benchmark; run it on a
     :func:`vector_cursor`, since query vectors are bound as binary parameters).
@@ -282,7 +286,7 @@ def similar_sql(
     index_type = index_precision()[0]
     table = ItemEmbedding._meta.db_table if kind == "item" else SnapshotEmbedding._meta.db_table
     fk = "item_id" if kind == "item" else "snapshot_id"
-    per_probe = k if kind == "item" else k * regions
+    per_probe = probe_rows or (k if kind == "item" else k * regions)  # rows each probe fetches
     per_probe *= max(1, candidate_factor)
     params: list = []
     if query_from is not None:
@@ -348,11 +352,19 @@ def nearest_ids(
     factor = 2 if options.iterative_scan == "relaxed_order" and not exact else 1
     common = dict(
         kind=kind, model_version=model_version, k=k, filters=filters, query_vectors=query_vectors,
-        query_from=query_from, exclude_ids=exclude_ids, candidate_factor=factor,
+        query_from=query_from, exclude_ids=exclude_ids,
     )
-    per_probe = (k if kind == "item" else k * max(1, model_version.max_regions or 1)) * factor
+    regions = max(1, int(model_version.max_regions or 1))
+    if kind == "item":
+        probe_plan = [k]  # k items per query region: exact, see the module docstring
+    else:
+        # k * regions region rows always hold k distinct snapshots, but a snapshot's regions are
+        # rarely all among an item's nearest rows: ask for a few per snapshot first, and only if
+        # they name fewer than k snapshots, for all of them. k distinct snapshots among the top N
+        # rows are the true top k: any other snapshot's best region ranks below row N.
+        probe_plan = sorted({k * min(regions, SNAPSHOT_ROWS_FIRST), k * regions})
     with transaction.atomic(), vector_cursor() as cursor:
-        _apply_options(cursor, options, per_probe)
+        _apply_options(cursor, options, probe_plan[0] * factor)
         if filters.active and not exact and options.exact_below_rows > 0:
             if _filtered_rows(cursor, kind, model_version, filters, exclude_ids, cap=options.exact_below_rows) < (
                 options.exact_below_rows
@@ -362,18 +374,28 @@ def nearest_ids(
                 # Many rows pass: walk the graph (iterative scan). The planner's estimate of the
                 # filters is poor and it would otherwise often sort every filtered row exactly.
                 cursor.execute("SELECT set_config('enable_sort', 'off', true)")
-        common["candidate_factor"] = 1 if exact else factor
-        sql, params = similar_sql(exact=exact, **common)
-        cursor.execute(sql, params)
-        rows = [(int(r[0]), float(r[1])) for r in cursor.fetchall()]
+        rows = _run_plan(cursor, common, probe_plan, exact=exact, options=options, factor=factor)
         if len(rows) < k and not exact and options.exact_fallback:
             # The graph walk ended early (selective filter beyond max_scan_tuples, or few rows):
             # an exact scan of the filtered rows returns k whenever k rows match.
             cursor.execute("SELECT set_config('enable_sort', 'on', true)")
-            common["candidate_factor"] = 1
-            sql, params = similar_sql(exact=True, **common)
-            cursor.execute(sql, params)
-            rows = [(int(r[0]), float(r[1])) for r in cursor.fetchall()]
+            rows = _run_plan(cursor, common, probe_plan, exact=True, options=options, factor=1)
+    return rows
+
+
+def _run_plan(cursor, common: dict, probe_plan: list[int], *, exact: bool, options: SearchOptions, factor: int):
+    """Run the statement with the smallest probe size first, growing it while fewer than k targets come back."""
+    k = common["k"]
+    rows: list[tuple[int, float]] = []
+    for step, probe_rows in enumerate(probe_plan):
+        if step:
+            _apply_options(cursor, options, probe_rows * factor)
+        sql, params = similar_sql(exact=exact, **{**common, "candidate_factor": 1 if exact else factor},
+                                  probe_rows=probe_rows)
+        cursor.execute(sql, params)
+        rows = [(int(r[0]), float(r[1])) for r in cursor.fetchall()]
+        if len(rows) >= k:
+            break
     return rows
 
 

@@ -218,6 +218,31 @@ def test_snapshots_for_an_item_rank_by_best_region_and_are_distinct(catalog_rows
     assert matches[1].score == pytest.approx(1 / np.sqrt(1.01), abs=1e-5)
 
 
+def test_snapshots_crowding_the_nearest_region_rows_do_not_hide_the_rest(catalog_rows, rng):
+    """Three looks with 8 regions each nearer than any other look fill the first 3k = 18 region rows
+    with 3 distinct looks: the selector must widen the probe and still return the exact top 6."""
+    version = catalog_rows.version(dim=8, max_regions=8)
+    item = catalog_rows.items(1)[0]
+    query = np.eye(8)[0]
+    catalog_rows.item_vectors(version, [(item, query)])
+    crowding = catalog_rows.snapshots(3)
+    others = catalog_rows.snapshots(10)
+    for look in crowding:
+        catalog_rows.snapshot_vectors(version, look, [query + rng.normal(scale=0.01, size=8) for _ in range(8)])
+    for n, look in enumerate(others, start=1):
+        far = [np.eye(8)[1 + r % 7] for r in range(7)]
+        catalog_rows.snapshot_vectors(version, look, [query + 0.1 * n * np.eye(8)[1], *far])
+
+    matches = snapshot_list_for_item(item_id=item.pk)
+    exact = nearest_ids(
+        kind="snapshot", model_version=version, k=6, filters=Filters(), query_from=("item", item.pk), exact=True
+    )
+
+    got = [m.snapshot.pk for m in matches]
+    assert got == [i for i, _ in exact]
+    assert set(got[:3]) == {s.pk for s in crowding} and got[3:] == [s.pk for s in others[:3]]
+
+
 def test_snapshot_filters_style_brand_and_curated_category(catalog_rows, rng):
     from catalog.models import PostItem
     from tests import factories as f
