@@ -91,7 +91,7 @@ def embed_items(item_ids: list[int]) -> dict:
 def embed_query(image_b64: str, kind: str) -> dict:
     """A shopper's upload as vectors of the active version, in :mod:`recommender.wire`'s format.
 
-    ``kind`` "snapshot": up to max_regions vectors, region 0 (whole photo) first; "item": one.
+    ``kind`` "snapshot": max_regions vectors in region order, region 0 (whole photo) first; "item": one.
     Raises ValueError for a bad upload or kind (the caller shows a 4xx), RuntimeError when no
     version is active yet.
     """
@@ -111,9 +111,8 @@ def embed_query(image_b64: str, kind: str) -> dict:
     if kind == "item":
         vectors = np.asarray(embedder.embed_items([image]))[:1]  # (1, dim)
     else:
-        regions = np.asarray(embedder.embed_snapshots([image]))[0]  # (max_regions, dim)
-        usable = [0] + [r for r in range(1, len(regions)) if np.any(regions[r] != 0)]
-        vectors = regions[usable]
+        # (max_regions, dim), row r = region r: the web side picks the regions it queries with
+        vectors = np.asarray(embedder.embed_snapshots([image]))[0]
     return vectors_encode(vectors, model_version_id=version.pk)
 
 

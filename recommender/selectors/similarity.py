@@ -119,7 +119,26 @@ class SearchOptions:
 
 def model_version_active() -> ModelVersion | None:
     """The version that serves shoppers, or None (one query)."""
-    return ModelVersion.objects.active().only("id", "dim", "max_regions", "name").first()
+    return ModelVersion.objects.active().only("id", "dim", "max_regions", "name", "config").first()
+
+
+def query_region_rows(model_version: ModelVersion) -> list[int] | None:
+    """Which of a snapshot's stored regions query the item index (``RECOMMENDER_SNAPSHOT_QUERY_REGIONS``).
+
+    None means all of them: the setting is empty, or the version's region scheme does not
+    contain the configured one (e.g. a one-region model), so nothing would be gained.
+    """
+    scheme = settings.RECOMMENDER_SNAPSHOT_QUERY_REGIONS
+    stored = (model_version.config or {}).get("regions")
+    if not scheme or not stored or scheme == stored:
+        return None
+    from ml.regions import subset_rows  # numpy only: the web process never imports TensorFlow
+
+    try:
+        rows = subset_rows(scheme, of=stored)
+    except ValueError:
+        return None
+    return rows if len(rows) < int(model_version.max_regions or 1) else None
 
 
 def _require_active(model_version: ModelVersion | None) -> ModelVersion:
@@ -270,6 +289,7 @@ def similar_sql(
     exact: bool = False,
     candidate_factor: int = 1,
     probe_rows: int | None = None,
+    query_regions: Sequence[int] | None = None,
 ) -> tuple[str, list]:
     """The one statement for a search (exposed for EXPLAIN in tests and the benchmark; run it on a
     :func:`vector_cursor`, since query vectors are bound as binary parameters).
@@ -298,6 +318,9 @@ def similar_sql(
             f"WHERE s.model_version_id = {version_id} AND s.{source_fk} = %s"
         )
         params.append(int(source_id))
+        if source_kind == "snapshot" and query_regions is not None:
+            q_sql += " AND s.region = ANY(%s)"
+            params.append([int(r) for r in query_regions])
     elif query_vectors is not None:
         q_sql = f"SELECT t.v::vector({dim}) AS vf FROM unnest(%b::vector[]) AS t(v)"
         params.append(_query_vectors_param(query_vectors))
@@ -350,9 +373,18 @@ def nearest_ids(
     options = options or SearchOptions.from_settings()
     # relaxed_order may hand rows over slightly out of distance order: over-fetch, then re-sort.
     factor = 2 if options.iterative_scan == "relaxed_order" and not exact else 1
+    query_regions = query_region_rows(model_version) if kind == "item" else None
+    if query_vectors is not None and kind == "item":
+        vectors = np.asarray(query_vectors, dtype=np.float32)
+        if query_regions is not None and len(vectors) == int(model_version.max_regions or 1):
+            vectors = vectors[query_regions]  # a full set of snapshot regions (an upload): query with the subset
+        vectors = vectors[np.linalg.norm(vectors, axis=1) > 0]  # an empty window has no direction
+        if not len(vectors):
+            raise ValueError("every query vector is zero")
+        query_vectors = vectors
     common = dict(
         kind=kind, model_version=model_version, k=k, filters=filters, query_vectors=query_vectors,
-        query_from=query_from, exclude_ids=exclude_ids,
+        query_from=query_from, exclude_ids=exclude_ids, query_regions=query_regions,
     )
     regions = max(1, int(model_version.max_regions or 1))
     if kind == "item":

@@ -56,3 +56,34 @@ def test_missing_local_weights_file(tmp_path):
 def test_unknown_backbone():
     with pytest.raises(ValueError, match="unknown backbone"):
         backbones.build_backbone("vgg16", None)
+
+
+@pytest.mark.parametrize(
+    ("name", "stages", "first_trainable", "channels"),
+    [
+        ("efficientnet_lite0", 1, "block15_expand_conv", 192),  # last MBConv stage (1 block) + top conv
+        ("efficientnet_lite2", 1, "block20_expand_conv", 208),
+        ("efficientnet_lite2", 2, "block15_expand_conv", 120),
+        ("resnet50", 1, "conv5_block1_1_conv", 1024),  # conv5
+    ],
+)
+def test_split_backbone_composes_to_the_backbone(name, stages, first_trainable, channels, rng):
+    model = backbones.build_backbone(name, None)
+    prefix, suffix = backbones.split_backbone(model, name, stages)
+    x = backbones.preprocess(name, rng.integers(0, 255, (2, 64, 96, 3)).astype(np.float32))
+    maps = prefix.predict_on_batch(x)
+    assert maps.shape[-1] == channels
+    np.testing.assert_allclose(np.asarray(suffix(maps, training=False)), model.predict_on_batch(x), atol=1e-5)
+    suffix_layers = {layer.name for layer in suffix.layers}
+    assert first_trainable in suffix_layers and "stem_conv" not in suffix_layers and "conv1_conv" not in suffix_layers
+    # the suffix shares the backbone's variables: training it changes the backbone
+    backbone_ids = {id(w) for w in model.weights}
+    assert all(id(w) in backbone_ids for w in suffix.weights)
+
+
+def test_split_backbone_rejects_bad_stage_counts():
+    model = backbones.build_backbone("efficientnet_lite0", None)
+    with pytest.raises(ValueError, match="stages"):
+        backbones.split_backbone(model, "efficientnet_lite0", 0)
+    with pytest.raises(ValueError, match="MBConv stages"):
+        backbones.split_backbone(model, "efficientnet_lite0", 8)

@@ -3,7 +3,9 @@ import pytest
 from ml.cli import main
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"], ["pretrained", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["train", "--help"], ["finetune", "--help"], ["evaluate", "--help"], ["pretrained", "--help"]]
+)
 def test_help(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)

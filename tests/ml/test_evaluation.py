@@ -52,3 +52,17 @@ def test_evaluate_posts_end_to_end(rng):
         "cat_p6_random",
     }
     assert all(0.0 <= v <= 100.0 for v in out.values())
+
+
+def test_scoring_a_list_of_region_rows_equals_scoring_those_regions(rng):
+    snaps = unit(rng.normal(size=(5, 6, 16)))
+    items = unit(rng.normal(size=(9, 16)))
+    distractors = unit(rng.normal(size=(4, 6, 16)))
+    item_post = rng.integers(0, 5, 9)
+    rows = [0, 2, 5]
+    subset = score_embeddings(Embeddings(snaps, items, item_post, distractors), regions=rows)
+    sliced = score_embeddings(Embeddings(snaps[:, rows], items, item_post, distractors[:, rows]))
+    assert subset == pytest.approx(sliced)
+    assert score_embeddings(Embeddings(snaps, items, item_post, distractors), regions=[0]) == pytest.approx(
+        score_embeddings(Embeddings(snaps, items, item_post, distractors), regions=1)
+    )

@@ -4,7 +4,7 @@ from PIL import Image
 
 from ml import artifact
 from ml.config import ModelConfig
-from ml.training import TrainOptions, train
+from ml.training import TrainOptions, finetune, train
 
 
 def synthetic_posts(tmp_path, n_posts=8, n_items=3, seed=0):
@@ -56,8 +56,9 @@ def test_short_training_raises_train_map_and_writes_an_artifact(tmp_path, record
     assert "val_map21" in metrics
     embedder = artifact.load(tmp_path / "model")
     assert embedder.embed_items([records[0][0]]).shape == (1, 64)
-    # the feature cache is reused: a second run with the same records does not re-embed
-    assert len(list((tmp_path / "cache").glob("features-*"))) == 2
+    # one cache per record set and output: train final maps, train stage-2 input maps (cached in the
+    # same backbone pass), val final maps; a second run with the same records does not re-embed
+    assert len(list((tmp_path / "cache").glob("features-*"))) == 3
 
 
 @pytest.mark.parametrize(
@@ -99,3 +100,121 @@ def test_in_memory_images_are_cached_by_content(tmp_path, records, weights_cache
         pil_records, cfg, tmp_path / "m", options=options, cache_dir=tmp_path / "c", backbone_cache_dir=weights_cache
     )
     assert metrics["epochs"] == 1
+
+
+def _features_dirs(cache):
+    return sorted(p.name for p in cache.glob("features-*"))
+
+
+def _stage2_options(**kwargs):
+    base = {"classes_per_batch": 8, "item_views": 2, "snapshot_views": 2}
+    return TrainOptions(**{**base, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def stage1_artifact(tmp_path_factory, records, weights_cache):
+    """A briefly trained stage-1 artifact; its backbone pass also cached the stage-2 input maps."""
+    root = tmp_path_factory.mktemp("stage1")
+    options = _stage2_options(epochs=4, learning_rate=3e-3)
+    train(
+        records, config(), root / "model", options=options, cache_dir=root / "cache", backbone_cache_dir=weights_cache
+    )
+    return root / "model", root / "cache"
+
+
+def test_stage1_caches_the_stage2_input_in_the_same_pass(stage1_artifact):
+    _, cache = stage1_artifact
+    assert len(_features_dirs(cache)) == 2  # final maps + the maps that feed the last stage
+
+
+def test_finetune_improves_the_training_loss_and_the_artifact_round_trips(tmp_path, records, stage1_artifact):
+    from ml.model import Embedder
+
+    source, cache = stage1_artifact
+    before = _features_dirs(cache)
+    embedder = artifact.load(source)
+    options = _stage2_options(stage2_epochs=6, backbone_learning_rate=1e-3, stage2_learning_rate=1e-3)
+    metrics = finetune(records, embedder, tmp_path / "s2", options=options, cache_dir=cache)
+    assert _features_dirs(cache) == before  # the stage-2 input came from the stage-1 pass
+    history = artifact.metadata(tmp_path / "s2")["info"]["stage2_history"]
+    losses = [h["loss"] for h in history]
+    assert len(losses) == 6 and all(np.isfinite(losses))
+    # measurably better on the training posts: lower loss or higher mAP
+    assert losses[-1] < 0.8 * losses[0] or metrics["train_map21_after"] > metrics["train_map21_before"] + 5, metrics
+    assert not list((tmp_path / "s2").glob("checkpoint-*"))
+
+    stage1, stage2 = artifact.load(source), artifact.load(tmp_path / "s2")
+    assert isinstance(stage2, Embedder) and artifact.verify(tmp_path / "s2") == stage1.config
+    assert artifact.checksum(tmp_path / "s2") != artifact.checksum(source)
+    paths = [r[0] for r in records[:4]]
+    snaps = [r[0] for r in records if r[2] == "snapshot"][:2]
+    # the reloaded artifact embeds exactly as the model that was trained ...
+    np.testing.assert_array_equal(stage2.embed_items(paths), embedder.embed_items(paths))
+    np.testing.assert_array_equal(stage2.embed_snapshots(snaps), embedder.embed_snapshots(snaps))
+    # ... and differently from its stage-1 source: the backbone's end changed, its frozen start did not
+    assert np.abs(stage2.embed_items(paths) - stage1.embed_items(paths)).max() > 1e-3
+    for layer, changed in (("stem_conv", False), ("block10_project_conv", False), ("head_conv", True)):
+        w1, w2 = (e.backbone.get_layer(layer).get_weights()[0] for e in (stage1, stage2))
+        assert (not np.array_equal(w1, w2)) == changed, layer
+    for bn in ("head_bn", "block15_dw_bn"):  # BatchNorm statistics stay frozen
+        for a, b in zip(
+            stage1.backbone.get_layer(bn).get_weights(), stage2.backbone.get_layer(bn).get_weights(), strict=True
+        ):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_both_stages_in_one_run_with_early_stopping_on_val(tmp_path, records, weights_cache):
+    options = _stage2_options(epochs=2, stage2_epochs=2, eval_every=1, item_views=1, snapshot_views=1)
+    metrics = train(
+        records,
+        config(),
+        tmp_path / "m",
+        val_records=records[:8],
+        options=options,
+        cache_dir=tmp_path / "c",
+        backbone_cache_dir=weights_cache,
+    )
+    assert metrics["epochs"] == 2 and metrics["stage2_epochs"] == 2
+    assert "val_map21" in metrics and "stage2_val_map21" in metrics
+    assert artifact.metadata(tmp_path / "m")["info"]["kind"] == "finetuned"
+    assert not list((tmp_path / "m").glob("checkpoint-*"))
+
+
+def test_mixed_precision_modes():
+    from ml.training import use_mixed_precision
+
+    assert use_mixed_precision("auto") is False  # no GPU on this machine
+    assert use_mixed_precision("on") is True and use_mixed_precision("off") is False
+    with pytest.raises(ValueError, match="mixed_precision"):
+        use_mixed_precision("maybe")
+    with pytest.raises(ValueError, match="mixed_precision"):
+        TrainOptions(mixed_precision="fp16")
+
+
+def test_mixed_precision_training_runs_and_restores_float32(tmp_path, records, stage1_artifact):
+    import keras
+
+    from ml.training import mixed_precision_policy
+
+    source, cache = stage1_artifact
+    embedder = artifact.load(source)
+    # inside the policy: float16 compute in the projections, float32 L2-normalised descriptors out
+    maps = np.random.default_rng(0).random((2, 3, 3, 1280)).astype(np.float32)
+    with mixed_precision_policy(embedder.head.projections):
+        assert embedder.head.projections[0].compute_dtype == "float16"
+        out = embedder.head(maps)
+        assert out.dtype == "float32"
+        np.testing.assert_allclose(np.linalg.norm(np.asarray(out), axis=1), 1.0, rtol=1e-5)
+    assert embedder.head.projections[0].compute_dtype == "float32"
+
+    options = _stage2_options(stage2_epochs=2, mixed_precision="on")
+    metrics = finetune(records, embedder, tmp_path / "mp", options=options, cache_dir=cache)
+    assert metrics["mixed_precision"] is True
+    losses = [h["loss"] for h in artifact.metadata(tmp_path / "mp")["info"]["stage2_history"]]
+    assert all(np.isfinite(losses))
+    # nothing leaks: the global policy and every layer are float32 again
+    assert keras.config.dtype_policy().name == "float32"
+    assert {layer.dtype_policy.name for layer in embedder.backbone.layers} == {"float32"}
+    items = artifact.load(tmp_path / "mp").embed_items([r[0] for r in records[:3]])
+    assert items.dtype == np.float32 and np.all(np.isfinite(items))
+    np.testing.assert_allclose(np.linalg.norm(items, axis=1), 1.0, rtol=1e-5)

@@ -243,6 +243,37 @@ def test_snapshots_crowding_the_nearest_region_rows_do_not_hide_the_rest(catalog
     assert set(got[:3]) == {s.pk for s in crowding} and got[3:] == [s.pk for s in others[:3]]
 
 
+def test_snapshot_queries_use_the_configured_region_subset_and_item_queries_every_region(catalog_rows, settings):
+    """RECOMMENDER_SNAPSHOT_QUERY_REGIONS=multiscale16 over a multiscale32 version: region 15 (not in the
+    subset) does not query the item index, but is still stored and still matched by item -> snapshots."""
+    from ml.regions import subset_rows
+
+    settings.RECOMMENDER_SNAPSHOT_QUERY_REGIONS = "multiscale16"
+    assert 15 not in subset_rows("multiscale16", of="multiscale32")
+    version = catalog_rows.version(dim=8, max_regions=32)
+    version.config = {"regions": "multiscale32"}
+    version.save(update_fields=["config"])
+    only_region_15, plain = catalog_rows.items(2)
+    catalog_rows.item_vectors(version, [(only_region_15, np.eye(8)[3]), (plain, np.eye(8)[0])])
+    look = catalog_rows.snapshots(1)[0]
+    regions = [np.eye(8)[0] + 0.01 * r * np.eye(8)[1] for r in range(32)]
+    regions[15] = np.eye(8)[3]
+    catalog_rows.snapshot_vectors(version, look, regions)
+
+    by_id = item_list_for_snapshot(snapshot_id=look.pk, k=2)
+    uploaded = item_list_for_snapshot(vectors=[unit(v) for v in regions], k=2)
+    looks = [m.snapshot for m in snapshot_list_for_item(item_id=only_region_15.pk, k=1)]
+    settings.RECOMMENDER_SNAPSHOT_QUERY_REGIONS = ""
+    every_region = item_list_for_snapshot(snapshot_id=look.pk, k=2)
+
+    for matches in (by_id, uploaded):  # region 15 is not asked: the item it shows scores like any other region
+        assert [m.item for m in matches] == [plain, only_region_15]
+        assert matches[0].score == pytest.approx(1.0, abs=1e-6) and matches[1].score < 0.5
+    assert looks == [look]  # stored region 15 still answers item -> snapshots
+    assert {m.item for m in every_region} == {plain, only_region_15}
+    assert min(m.score for m in every_region) == pytest.approx(1.0, abs=1e-6)  # now region 15 finds it
+
+
 def test_snapshot_filters_style_brand_and_curated_category(catalog_rows, rng):
     from catalog.models import PostItem
     from tests import factories as f

@@ -27,7 +27,10 @@ def test_upload_queries_are_answered_on_their_own_queue(worker_factory, broker_c
     item_version, item = vectors_decode(embed_query.delay(image_b64, "item").get(timeout=30))
 
     assert snapshot_version == item_version == version.pk
-    assert snapshot.shape == (2, 8) and item.shape == (1, 8)  # region 0 + top half; one item vector
+    # every region in order (the web side picks its query regions): region 0, the top half, and an
+    # empty window of this small test model left as a zero row; one item vector
+    assert snapshot.shape == (3, 8) and item.shape == (1, 8)
+    assert np.count_nonzero(np.linalg.norm(snapshot, axis=1)) == 2
     assert snapshot.dtype == item.dtype == np.float32
     assert np.isclose(np.linalg.norm(item[0]), 1.0, atol=1e-5)
     with pytest.raises(BadImage, match="unreadable image"):

@@ -37,6 +37,7 @@ from recommender.selectors import (
     SearchOptions,
     item_list_for_snapshot,
     nearest_ids,
+    query_region_rows,
     similar_sql,
     snapshot_list_for_item,
     vector_cursor,
@@ -138,10 +139,18 @@ class Command(BaseCommand):
         )
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [o["maintenance_work_mem"]])
+        shipped = ModelConfig()
+        config = {"regions": shipped.regions} if regions == shipped.max_regions else {}
         version = ModelVersion.objects.create(
-            name=f"bench-{int(time.time())}", backbone="bench", dim=dim, max_regions=regions, status="evaluating"
+            name=f"bench-{int(time.time())}", backbone="bench", dim=dim, max_regions=regions, status="evaluating",
+            config=config,
         )
         self.version = version
+        asked = query_region_rows(version)
+        self.stdout.write(
+            f"query regions: {len(asked) if asked else regions} of {regions} per snapshot -> items query "
+            f"(RECOMMENDER_SNAPSHOT_QUERY_REGIONS={settings.RECOMMENDER_SNAPSHOT_QUERY_REGIONS!r})"
+        )
         centers = self._unit(self.rng.normal(size=(o["clusters"], dim)))
         self.stdout.write("filling (one transaction, rolled back at the end):")
         items, item_clusters = self._timed("items + vectors", lambda: self._fill_items(version, centers))
