@@ -1,4 +1,4 @@
-"""``python -m ml {pretrained,train,evaluate,speed}``: the command-line front end (paths in, tables out)."""
+"""``python -m ml {pretrained,train,finetune,evaluate,speed}``: the command-line front end (paths in, tables out)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,11 @@ def cmd_train(args) -> int:
     if args.snapshot_size:
         config.snapshot_size = tuple(args.snapshot_size)
     options = TrainOptions(
-        epochs=args.epochs, item_views=args.item_views, snapshot_views=args.snapshot_views, learning_rate=args.lr
+        epochs=args.epochs,
+        item_views=args.item_views,
+        snapshot_views=args.snapshot_views,
+        learning_rate=args.lr,
+        **_stage2_options(args, args.stage2_epochs, args.stage2_lr),
     )
     records = ccp_records(args.ccp, "train", args.crops_dir, limit=args.limit)
     val = ccp_records(args.ccp, args.val_split, args.crops_dir) if args.val_split else None
@@ -82,6 +86,40 @@ def cmd_train(args) -> int:
         options=options,
         cache_dir=args.cache_dir,
         backbone_cache_dir=args.cache_dir,
+    )
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _stage2_options(args, epochs: int, head_lr: float) -> dict:
+    return {
+        "stage2_epochs": epochs,
+        "finetune_stages": args.finetune_stages,
+        "backbone_learning_rate": args.backbone_lr,
+        "stage2_learning_rate": head_lr,
+        "mixed_precision": args.mixed_precision,
+    }
+
+
+def cmd_finetune(args) -> int:
+    from ml.training import TrainOptions, finetune
+
+    options = TrainOptions(
+        item_views=args.item_views,
+        snapshot_views=args.snapshot_views,
+        **_stage2_options(args, args.epochs, args.lr),
+    )
+    records = ccp_records(args.ccp, "train", args.crops_dir, limit=args.limit)
+    val = ccp_records(args.ccp, args.val_split, args.crops_dir) if args.val_split else None
+    metrics = finetune(
+        records,
+        args.source,
+        args.out,
+        val_records=val,
+        progress=_Progress(),
+        seed=args.seed,
+        options=options,
+        cache_dir=args.cache_dir,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -102,6 +140,7 @@ def cmd_evaluate(args) -> int:
     from ml import artifact
     from ml.datasets import ccp, clothing
     from ml.evaluation import embed_posts, score_embeddings
+    from ml.regions import subset_rows
 
     started = time.time()
     embedder = artifact.load(args.artifact)
@@ -119,6 +158,12 @@ def cmd_evaluate(args) -> int:
             distractors=emb.distractors if emb.distractors is not None else np.zeros(0),
         )
     variants = [("regions", {})]
+    for scheme in args.region_schemes or []:
+        try:
+            rows = subset_rows(scheme, embedder.config.regions)
+        except ValueError as exc:
+            raise SystemExit(f"--region-schemes: {exc}") from None
+        variants.append((f"{scheme} ({len(rows)} region{'s' if len(rows) > 1 else ''})", {"regions": rows}))
     if args.sweep:
         variants += [
             ("global only", {"regions": 1}),
@@ -165,6 +210,17 @@ def cmd_speed(args) -> int:
     return 0
 
 
+def _common_training_args(p) -> None:
+    p.add_argument("--finetune-stages", type=int, default=1, help="stage 2: how many last backbone stages train")
+    p.add_argument("--backbone-lr", type=float, default=1e-4, help="stage 2: backbone learning rate")
+    p.add_argument("--mixed-precision", default="auto", choices=["auto", "on", "off"], help="auto: on with a GPU")
+    p.add_argument("--val-split", default=None, help="CCP split for early stopping (default: none)")
+    p.add_argument("--limit", type=int, help="use only the first N training posts")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="converted weights and feature-map cache")
+    p.add_argument("--crops-dir", default="var/ml/ccp-crops", help="where item crops are written once")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,12 +252,23 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--item-views", type=int, default=4)
     p.add_argument("--snapshot-views", type=int, default=3)
-    p.add_argument("--val-split", default=None, help="CCP split for early stopping (default: none)")
-    p.add_argument("--limit", type=int, help="use only the first N training posts")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="converted weights and feature-map cache")
-    p.add_argument("--crops-dir", default="var/ml/ccp-crops", help="where item crops are written once")
+    p.add_argument("--stage2-epochs", type=int, default=0, help="then fine-tune the backbone's end (0: stage 1 only)")
+    p.add_argument("--stage2-lr", type=float, default=1e-4, help="head learning rate in stage 2")
+    _common_training_args(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "finetune", help="stage 2 from an artifact: fine-tune the last backbone stage(s) with the head (cached inputs)"
+    )
+    p.add_argument("--from", dest="source", required=True, help="the (stage-1) artifact to start from")
+    p.add_argument("--ccp", required=True, help="CCP dataset root")
+    p.add_argument("--out", required=True, help="artifact directory to write")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=1e-4, help="head learning rate")
+    p.add_argument("--item-views", type=int, default=4)
+    p.add_argument("--snapshot-views", type=int, default=3)
+    _common_training_args(p)
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("evaluate", help="CCP-Posts protocol: both directions + gallery categories")
     p.add_argument("--artifact", required=True)
@@ -213,6 +280,13 @@ def main(argv=None) -> int:
     p.add_argument("--sweep", action="store_true", help="also score global-only, AQE and DBA variants")
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--save-embeddings", help="write the descriptors (.npz) here")
+    p.add_argument(
+        "--region-schemes",
+        nargs="+",
+        metavar="SCHEME",
+        help="also score with these smaller region schemes (subsets of the artifact's, e.g. multiscale16 "
+        "multiscale10 multiscale6 global), from the same embeddings",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("speed", help="measure embedding throughput of an artifact on this machine")

@@ -11,7 +11,8 @@ Metrics (percentages, 0..100):
   expected precision of a random ranking, i.e. the share of matching products).
 
 Scoring: :mod:`ml.scoring` (max over snapshot regions); ``regions=1`` scores with the
-global descriptor only. Optional AQE (queries) and DBA (database) from :mod:`ml.postprocess`.
+global descriptor only, a list of region rows with that subset of the regions. Optional
+AQE (queries) and DBA (database) from :mod:`ml.postprocess`.
 """
 
 from __future__ import annotations
@@ -77,13 +78,30 @@ def embed_posts(
     return Embeddings(snaps, item_vecs, item_post, distract, gal, gal_labels, [list(p.labels) for p in posts])
 
 
+def _select_regions(snapshots: np.ndarray, regions: int | Sequence[int] | None) -> np.ndarray:
+    if regions is None:
+        return snapshots
+    if isinstance(regions, (int, np.integer)):
+        return snapshots[:, : int(regions)]
+    return snapshots[:, list(regions)]
+
+
 def score_embeddings(
-    emb: Embeddings, *, regions: int | None = None, aqe: int = 0, dba: int = 0, alpha: float = 3.0
+    emb: Embeddings,
+    *,
+    regions: int | Sequence[int] | None = None,
+    aqe: int = 0,
+    dba: int = 0,
+    alpha: float = 3.0,
 ) -> dict[str, float]:
-    """Protocol metrics from precomputed descriptors. ``aqe``/``dba``: neighbours (0 = off)."""
-    snaps = emb.snapshots[:, :regions] if regions else emb.snapshots
+    """Protocol metrics from precomputed descriptors. ``aqe``/``dba``: neighbours (0 = off).
+
+    ``regions``: all (None), the first n (an int; 1 = global only), or the listed region rows
+    (e.g. :func:`ml.regions.subset_rows` of a smaller scheme), for snapshots and distractors alike.
+    """
+    snaps = _select_regions(emb.snapshots, regions)
     items = emb.items
-    distract = emb.distractors[:, : snaps.shape[1]] if emb.distractors is not None else None
+    distract = _select_regions(emb.distractors, regions) if emb.distractors is not None else None
     all_snaps = snaps if distract is None else np.concatenate([snaps, distract])
     if dba:
         items = database_augment(items, dba, alpha)
@@ -128,7 +146,7 @@ def evaluate_posts(
     distractor_snapshots: Sequence = (),
     gallery=None,
     *,
-    regions: int | None = None,
+    regions: int | Sequence[int] | None = None,
     aqe: int = 0,
     dba: int = 0,
     progress=None,

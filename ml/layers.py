@@ -68,6 +68,7 @@ class CGDHead(layers.Layer):
 
     ``call(x, masks=None, return_branches=False)``: with ``return_branches`` it also returns
     the first branch's projection before normalisation (the auxiliary classifier's input).
+    Descriptors are float32 even when the projections run under a mixed-precision policy.
     """
 
     def __init__(self, pooling=("spoc", "gem"), dim: int | None = 512, gem_p: float = 3.0, **kwargs):
@@ -97,6 +98,9 @@ class CGDHead(layers.Layer):
             v = pool(x, masks=masks)  # (batch, c) or (batch, regions, c)
             if self.projections:
                 v = self.projections[i](v)
+            # float32 from here, whatever the projections computed in (mixed precision): normalising
+            # a float16 vector can overflow, and descriptors are always float32
+            v = keras.ops.cast(v, "float32")
             if i == 0:
                 first = v
             branches.append(mlops.l2_normalize(v))

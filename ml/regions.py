@@ -35,12 +35,44 @@ def _multiscale32() -> list[Box]:
     return boxes
 
 
+# Smaller schemes for serving with fewer index probes per query: subsets of multiscale32
+# (indices into it), so a snapshot embedded with multiscale32 can be scored with any of them by
+# selecting rows. Chosen before any of them was measured.
+MULTISCALE32_SUBSETS: dict[str, list[int]] = {
+    # whole, upper/lower two thirds, the three halves, the five thirds, the five fifths
+    "multiscale16": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 21, 22, 23, 24, 25],
+    # whole, upper/lower two thirds, upper/lower half, top/middle/bottom third, top/bottom fifth
+    "multiscale10": [0, 1, 2, 3, 5, 6, 8, 10, 21, 25],
+    # whole, upper/lower two thirds, top/middle/bottom third
+    "multiscale6": [0, 1, 2, 6, 8, 10],
+}
+
 REGION_SCHEMES: dict[str, list[Box]] = {
     "global": [(0.0, 0.0, 1.0, 1.0)],
     "multiscale32": _multiscale32(),
 }
+REGION_SCHEMES.update(
+    {name: [REGION_SCHEMES["multiscale32"][i] for i in rows] for name, rows in MULTISCALE32_SUBSETS.items()}
+)
 for _name, _boxes in REGION_SCHEMES.items():
     assert len(_boxes) <= 32 and _boxes[0] == (0.0, 0.0, 1.0, 1.0), _name
+    assert len(set(_boxes)) == len(_boxes), _name
+
+
+def subset_rows(scheme: str, of: str) -> list[int]:
+    """Indices of ``scheme``'s regions within scheme ``of`` (in ``scheme``'s order).
+
+    Descriptors embedded with ``of`` can then be scored as ``scheme`` by selecting these rows.
+    Raises ``ValueError`` when a region of ``scheme`` is not in ``of``.
+    """
+    for name in (scheme, of):
+        if name not in REGION_SCHEMES:
+            raise ValueError(f"unknown region scheme {name!r}; choose one of {sorted(REGION_SCHEMES)}")
+    position = {box: i for i, box in enumerate(REGION_SCHEMES[of])}
+    missing = [box for box in REGION_SCHEMES[scheme] if box not in position]
+    if missing:
+        raise ValueError(f"region scheme {scheme!r} is not a subset of {of!r} (e.g. {missing[0]} is missing)")
+    return [position[box] for box in REGION_SCHEMES[scheme]]
 
 
 def region_masks(scheme: str | list[Box], height: int, width: int) -> np.ndarray:

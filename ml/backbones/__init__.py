@@ -81,3 +81,38 @@ def build_backbone(name: str, weights: str | Path | None = "imagenet", *, cache_
             return keras.Model(full.input, full.get_layer("head_relu").output, name=name)
         model.load_weights(path)
     return model
+
+
+def finetune_cut(backbone, name: str, stages: int = 1):
+    """The tensor that feeds the part of ``backbone`` fine-tuned in stage 2 (a Keras tensor of its graph).
+
+    The trainable part is the last ``stages`` stages plus what follows them: for EfficientNet-Lite the
+    last ``stages`` MBConv stages and the final 1x1 convolution ("top"); for ResNet50 the conv5 block
+    (``stages=2``: conv4 and conv5).
+    """
+    feature_channels(name)
+    if stages < 1:
+        raise ValueError("stages must be >= 1")
+    if name == "resnet50":
+        if stages > 4:
+            raise ValueError("resnet50 has 4 residual stages (conv2..conv5)")
+        return backbone.get_layer(f"conv{6 - stages}_block1_1_conv").input
+    variant = efficientnet_lite.VARIANTS[name]
+    if stages > len(variant.repeats):
+        raise ValueError(f"{name} has {len(variant.repeats)} MBConv stages")
+    first = sum(variant.repeats[:-stages])  # index of the first fine-tuned block
+    expand = efficientnet_lite.stage_expansion(len(variant.repeats) - stages)
+    return backbone.get_layer(f"block{first}_{'expand_conv' if expand != 1 else 'dwconv'}").input
+
+
+def split_backbone(backbone, name: str, stages: int = 1):
+    """(frozen prefix, trainable suffix): two Keras models sharing ``backbone``'s layers and weights.
+
+    ``suffix(prefix(x))`` equals ``backbone(x)``; training the suffix changes the backbone itself.
+    """
+    import keras
+
+    cut = finetune_cut(backbone, name, stages)
+    prefix = keras.Model(backbone.input, cut, name=f"{backbone.name}_frozen")
+    suffix = keras.Model(cut, backbone.output, name=f"{backbone.name}_trainable")
+    return prefix, suffix

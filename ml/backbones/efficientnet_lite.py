@@ -60,6 +60,11 @@ def preprocess(images: np.ndarray) -> np.ndarray:
     return (np.asarray(images, dtype=np.float32) - 127.0) / 128.0
 
 
+def stage_expansion(stage: int) -> int:
+    """The MBConv expansion ratio of a stage (stage 0 has no expansion convolution)."""
+    return _STAGE_EXPAND[stage]
+
+
 def _block_specs(variant: LiteVariant):
     """Yield (index, in_ch, out_ch, kernel, stride, expand) for each MBConv block."""
     index, in_ch = 0, 32
