@@ -410,16 +410,16 @@ def nearest_ids(
                 # Many rows pass: walk the graph (iterative scan). The planner's estimate of the
                 # filters is poor and it would otherwise often sort every filtered row exactly.
                 cursor.execute("SELECT set_config('enable_sort', 'off', true)")
-        rows = _run_plan(cursor, common, probe_plan, exact=exact, options=options, factor=factor)
+        rows = _run_plan(cursor, common, probe_plan, exact=exact, factor=factor)
         if len(rows) < k and not exact and options.exact_fallback:
             # The graph walk ended early (selective filter beyond max_scan_tuples, or few rows):
             # an exact scan of the filtered rows returns k whenever k rows match.
             cursor.execute("SELECT set_config('enable_sort', 'on', true)")
-            rows = _run_plan(cursor, common, probe_plan, exact=True, options=options, factor=1)
+            rows = _run_plan(cursor, common, probe_plan, exact=True, factor=1)
     return rows
 
 
-def _run_plan(cursor, common: dict, probe_plan: list[int], *, exact: bool, options: SearchOptions, factor: int):
+def _run_plan(cursor, common: dict, probe_plan: list[int], *, exact: bool, factor: int):
     """Run the statement with the smallest probe size first, growing it while fewer than k targets come back."""
     k = common["k"]
     rows: list[tuple[int, float]] = []
