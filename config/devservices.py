@@ -117,14 +117,26 @@ def server_settings() -> dict[str, str]:
 
 
 def _configure_postgres(host: str) -> bool:
-    """Apply :func:`server_settings` with ALTER SYSTEM; True when some only take effect after a restart."""
+    """Apply :func:`server_settings` with ALTER SYSTEM; True when some only take effect after a restart.
+
+    Runs on every start (each manage.py command, worker, test session), so it writes and
+    reloads only what postgresql.auto.conf does not already say: usually one read-only query.
+    """
     import psycopg
 
+    wanted = server_settings()
     with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as conn:
-        for name, value in server_settings().items():
+        written = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE %s", ["%postgresql.auto.conf"]
+            ).fetchall()
+        )
+        changed = {name: value for name, value in wanted.items() if written.get(name) != value}
+        for name, value in changed.items():
             conn.execute(f"ALTER SYSTEM SET {name} = '{value.replace(chr(39), '')}'")
-        conn.execute("SELECT pg_reload_conf()")
-        time.sleep(0.2)  # the postmaster re-reads the files asynchronously
+        if changed:
+            conn.execute("SELECT pg_reload_conf()")
+            time.sleep(0.2)  # the postmaster re-reads the files asynchronously
         row = conn.execute("SELECT count(*) FROM pg_settings WHERE pending_restart").fetchone()
     return bool(row and row[0])
 
