@@ -65,8 +65,8 @@ def _bench_command():
             self.rng = np.random.default_rng(0)
             k = self.opts["k"]
             out: dict = {"items": items, "snapshots": snapshots, "regions": REGIONS, "dim": DIM, "cases": []}
-            default_ef = settings.RECOMMENDER_EF_SEARCH
-            ef_values = sorted({*plan.ef_values, default_ef})
+            # each direction has its own shipped ef_search (the sweep values are shared)
+            default_efs = {"item": settings.RECOMMENDER_EF_SEARCH, "snapshot": settings.RECOMMENDER_EF_SEARCH_SNAPSHOTS}
             try:
                 with transaction.atomic():
                     with connection.cursor() as cursor:
@@ -113,6 +113,8 @@ def _bench_command():
                         ),
                     }
                     for direction, (kind, source_kind, qs) in queries.items():
+                        default_ef = default_efs[kind]
+                        ef_values = sorted({*plan.ef_values, default_ef})
                         for label, flt in (("none", Filters()), ("style ~10%", Filters(style_ids=(style.pk,)))):
                             ctx.log(
                                 f"scale {items:,}: {direction}, filter {label}: exact baseline, then ef_search "
@@ -172,7 +174,7 @@ def _bench_command():
                 truth[q] = {i for i, _ in rows}
             sweep = []
             for ef in ef_values:
-                opts = options(ef_search=ef)
+                opts = options(**{"ef_search" if kind == "item" else "ef_search_snapshots": ef})
                 for q in queries[:3]:  # warm the caches at this setting
                     select(**{key: q}, k=k, filters=filters, model_version=self.version, options=opts)
                 latencies, recalls, short = [], [], 0
@@ -252,8 +254,9 @@ def _write(ctx: Context, results: dict) -> None:
         f"exact answer. {results['postgres']}, pgvector {results['pgvector']}; HNSW m={settings.RECOMMENDER_HNSW_M}, "
         f"ef_construction={settings.RECOMMENDER_HNSW_EF_CONSTRUCTION}, index precision "
         f"{getattr(settings, 'RECOMMENDER_INDEX_PRECISION', 'vector')}, iterative_scan="
-        f"{settings.RECOMMENDER_ITERATIVE_SCAN}. Rows: the shipped default ef_search="
-        f"{settings.RECOMMENDER_EF_SEARCH}."
+        f"{settings.RECOMMENDER_ITERATIVE_SCAN}. Rows: the shipped default ef_search, "
+        f"{settings.RECOMMENDER_EF_SEARCH} for snapshot → items, {settings.RECOMMENDER_EF_SEARCH_SNAPSHOTS} for "
+        f"item → snapshots."
     )
     rows = []
     for scale in scales:

@@ -152,7 +152,10 @@ CATALOG_PAGE_SIZE = env.get_int("CATALOG_PAGE_SIZE", 24)
 
 RECOMMENDER_TOP_K = env.get_int("RECOMMENDER_TOP_K", 6)
 RECOMMENDER_MAX_K = env.get_int("RECOMMENDER_MAX_K", 50)
-RECOMMENDER_EF_SEARCH = env.get_int("RECOMMENDER_EF_SEARCH", 100)
+# hnsw.ef_search: each region probe of snapshot -> items (16 probes), and the one probe of item ->
+# snapshots (a 32-region look's rows crowd around an item, so it walks wider). docs/recommender.md.
+RECOMMENDER_EF_SEARCH = env.get_int("RECOMMENDER_EF_SEARCH", 32)
+RECOMMENDER_EF_SEARCH_SNAPSHOTS = env.get_int("RECOMMENDER_EF_SEARCH_SNAPSHOTS", 200)
 RECOMMENDER_QUERY_TIMEOUT_S = env.get_float("RECOMMENDER_QUERY_TIMEOUT_S", 20.0)
 
 ML_ARTIFACTS_DIR = Path(env.get("ML_ARTIFACTS_DIR", str(VAR_DIR / "models")))
@@ -243,9 +246,9 @@ ML_TRAIN_IMAGE_SIZE = env.get_int("ML_TRAIN_IMAGE_SIZE", 0)
 # --- Recommender (issue 5) ---
 # HNSW build parameters for each model version's partial index (recommender.indexes).
 RECOMMENDER_HNSW_M = env.get_int("RECOMMENDER_HNSW_M", 16)
-RECOMMENDER_HNSW_EF_CONSTRUCTION = env.get_int("RECOMMENDER_HNSW_EF_CONSTRUCTION", 64)
+RECOMMENDER_HNSW_EF_CONSTRUCTION = env.get_int("RECOMMENDER_HNSW_EF_CONSTRUCTION", 128)
 # pgvector >= 0.8: keep scanning the graph until enough rows pass the filters ("off" disables).
-RECOMMENDER_ITERATIVE_SCAN = env.get("RECOMMENDER_ITERATIVE_SCAN", "relaxed_order")
+RECOMMENDER_ITERATIVE_SCAN = env.get("RECOMMENDER_ITERATIVE_SCAN", "strict_order")
 RECOMMENDER_MAX_SCAN_TUPLES = env.get_int("RECOMMENDER_MAX_SCAN_TUPLES", 20000)
 # Alpha query expansion: re-query with the top-n results blended in (0 = off).
 RECOMMENDER_QUERY_EXPANSION_N = env.get_int("RECOMMENDER_QUERY_EXPANSION_N", 0)

@@ -13,9 +13,10 @@ version's rows only:
 
 Each probe fetches enough candidates to be exact: snapshot -> items needs k per region
 (an item missing from its best region's top k has k better items ahead of it); item ->
-snapshots needs k * max_regions region rows (k distinct snapshots are among them), but
-first asks for 3k rows, enough whenever they already name k snapshots (any other
-snapshot's best region ranks below them). ``hnsw.iterative_scan`` keeps the graph walk
+snapshots reads its one probe's region rows as a stream, nearest first, through a
+server-side cursor, and stops as soon as they name k distinct snapshots (any other
+snapshot's best region ranks below them), so the graph is walked only as far as the
+answer needs; k * max_regions rows always name k snapshots. ``hnsw.iterative_scan`` keeps the graph walk
 going until the filtered probe has its rows (the default walk stops after ef_search
 candidates and silently returns fewer under a selective filter); if the walk still ends
 short (``hnsw.max_scan_tuples``), the same statement is re-run as an exact scan. With
@@ -49,7 +50,7 @@ from recommender.selectors.filters import Filters
 
 Kind = Literal["item", "snapshot"]
 ITERATIVE_SCAN_MODES = ("off", "relaxed_order", "strict_order")
-SNAPSHOT_ROWS_FIRST = 3  # item -> snapshots: region rows per wanted snapshot in the first probe
+SNAPSHOT_ROWS_FIRST = 3  # item -> snapshots: region rows per wanted snapshot in the stream's first batch
 
 
 class RecommendationUnavailable(Exception):
@@ -97,16 +98,18 @@ class SnapshotMatch:
 class SearchOptions:
     """Knobs of one search; defaults come from settings (``RECOMMENDER_*``)."""
 
-    ef_search: int
+    ef_search: int  # snapshot -> items: the walk of each region probe
     iterative_scan: str
     max_scan_tuples: int
     exact_below_rows: int = 0
     exact_fallback: bool = True
+    ef_search_snapshots: int = 200  # item -> snapshots: the walk of the one probe
 
     @classmethod
     def from_settings(cls, **overrides) -> SearchOptions:
         values = {
             "ef_search": settings.RECOMMENDER_EF_SEARCH,
+            "ef_search_snapshots": settings.RECOMMENDER_EF_SEARCH_SNAPSHOTS,
             "iterative_scan": settings.RECOMMENDER_ITERATIVE_SCAN,
             "max_scan_tuples": settings.RECOMMENDER_MAX_SCAN_TUPLES,
             "exact_below_rows": settings.RECOMMENDER_EXACT_BELOW_ROWS,
@@ -195,6 +198,20 @@ def vector_cursor():
         _adapt_vectors(raw)
         # Django gives its connections a client-side binding cursor factory: ask for the plain one.
         with psycopg.Cursor(raw) as cursor:
+            yield _LoggedCursor(cursor)
+
+
+@contextmanager
+def _server_cursor(name: str):
+    """A named (server-side) cursor on Django's connection, for statements read only as far as needed.
+
+    Must be used inside a transaction (the cursor lives until its end or until closed here).
+    """
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        raw = connection.connection
+        _adapt_vectors(raw)
+        with psycopg.ServerCursor(raw, name) as cursor:
             yield _LoggedCursor(cursor)
 
 
@@ -290,13 +307,16 @@ def similar_sql(
     candidate_factor: int = 1,
     probe_rows: int | None = None,
     query_regions: Sequence[int] | None = None,
+    streamed: bool = False,
 ) -> tuple[str, list]:
     """The one statement for a search (exposed for EXPLAIN in tests and the benchmark; run it on a
     :func:`vector_cursor`, since query vectors are bound as binary parameters).
 
     ``kind`` is what is searched (the result type). The query vectors are either given
     (upload queries, the benchmark) or read in the same statement from a stored image's
-    rows (``query_from=("snapshot", id)`` reads all its regions).
+    rows (``query_from=("snapshot", id)`` reads all its regions). ``streamed`` leaves out the
+    grouping: the probe's rows come back one by one in graph order (nearest first), to be read
+    through a cursor only as far as needed (:func:`_stream_snapshots`).
     """
     dim = int(model_version.dim)
     version_id = int(model_version.pk)
@@ -334,16 +354,17 @@ def similar_sql(
     order = f"{full_distance} + 0" if exact else f"(e.vector::{index_type}({dim}) <=> q.v)"
     sql = (
         f"WITH q AS MATERIALIZED (SELECT qq.vf, qq.vf::{index_type}({dim}) AS v FROM ({q_sql}) qq) "
-        f"SELECT c.target_id, min(c.dist) AS dist FROM q CROSS JOIN LATERAL ("
+        f"SELECT c.target_id, {'c.dist' if streamed else 'min(c.dist) AS dist'} FROM q CROSS JOIN LATERAL ("
         f"SELECT e.{fk} AS target_id, {full_distance} AS dist FROM {table} e WHERE {where} "
-        f"ORDER BY {order} LIMIT {int(per_probe)}) c "
-        f"GROUP BY c.target_id ORDER BY dist, c.target_id LIMIT {int(k)}"
+        f"ORDER BY {order} LIMIT {int(per_probe)}) c"
     )
+    if not streamed:
+        sql += f" GROUP BY c.target_id ORDER BY dist, c.target_id LIMIT {int(k)}"
     return sql, params
 
 
-def _apply_options(cursor, options: SearchOptions, per_probe: int) -> None:
-    ef_search = min(1000, max(int(options.ef_search), per_probe))
+def _apply_options(cursor, options: SearchOptions, ef_search: int, per_probe: int) -> None:
+    ef_search = min(1000, max(int(ef_search), per_probe))
     cursor.execute(
         "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true), "
         "set_config('hnsw.max_scan_tuples', %s, true)",
@@ -371,7 +392,8 @@ def nearest_ids(
     if k < 1:
         raise ValueError("k must be at least 1")
     options = options or SearchOptions.from_settings()
-    # relaxed_order may hand rows over slightly out of distance order: over-fetch, then re-sort.
+    # relaxed_order may hand rows over slightly out of distance order (strict_order, the default,
+    # never does): over-fetch, then re-sort.
     factor = 2 if options.iterative_scan == "relaxed_order" and not exact else 1
     query_regions = query_region_rows(model_version) if kind == "item" else None
     if query_vectors is not None and kind == "item":
@@ -387,30 +409,37 @@ def nearest_ids(
         query_from=query_from, exclude_ids=exclude_ids, query_regions=query_regions,
     )
     regions = max(1, int(model_version.max_regions or 1))
+    # Item -> snapshots with one query vector (an item's descriptor: always, in practice) is
+    # read as a stream: region rows nearest first, through a cursor, stopping as soon as they
+    # name k distinct snapshots. Those k are the true top k (any other snapshot's best region
+    # comes later in the stream), and the graph is walked only as far as that takes: a few
+    # rows when the nearest regions belong to different looks, more when one look's
+    # overlapping windows crowd the top. The statement's LIMIT, k * regions rows, always holds
+    # k distinct snapshots, so the walk never needs to go further.
+    stream = kind == "snapshot" and not exact and _single_query(query_vectors, query_from)
     if kind == "item":
         probe_plan = [k]  # k items per query region: exact, see the module docstring
     else:
-        # k * regions region rows always hold k distinct snapshots, but a snapshot's regions are
-        # rarely all among an item's nearest rows: ask for a few per snapshot first, and only if
-        # they name fewer than k snapshots, for all of them. k distinct snapshots among the top N
-        # rows are the true top k: any other snapshot's best region ranks below row N.
-        probe_plan = sorted({k * min(regions, SNAPSHOT_ROWS_FIRST), k * regions})
+        probe_plan = [k * regions]
     with transaction.atomic(), vector_cursor() as cursor:
-        # The walk's breadth is sized for the largest probe even when fewer rows are asked first:
-        # an item's nearest region rows are crowded with near-duplicate windows of the same looks,
-        # and a narrow walk over them misses looks (recall@6 0.70-0.77 at ef_search 40-100 with
-        # 32 overlapping regions per look in bench_recommender). Fetching fewer rows still saves work.
-        _apply_options(cursor, options, probe_plan[-1] * factor)
+        # A streamed walk grows on demand (iterative scan), so ef_search stays as configured;
+        # without iterative scan the walk must be wide enough for every row it may have to return.
+        walk_rows = 0 if stream and options.iterative_scan != "off" else probe_plan[-1] * factor
+        ef_search = options.ef_search if kind == "item" else options.ef_search_snapshots
+        _apply_options(cursor, options, ef_search, walk_rows)
         if filters.active and not exact and options.exact_below_rows > 0:
             if _filtered_rows(cursor, kind, model_version, filters, exclude_ids, cap=options.exact_below_rows) < (
                 options.exact_below_rows
             ):
-                exact = True  # few rows pass the filters: scanning them exactly is cheaper than walking the graph
+                exact, stream = True, False  # few rows pass the filters: scanning them exactly is cheaper
             else:
                 # Many rows pass: walk the graph (iterative scan). The planner's estimate of the
                 # filters is poor and it would otherwise often sort every filtered row exactly.
                 cursor.execute("SELECT set_config('enable_sort', 'off', true)")
-        rows = _run_plan(cursor, common, probe_plan, exact=exact, factor=factor)
+        if stream:
+            rows = _stream_snapshots(common, rows_cap=probe_plan[-1], factor=factor)
+        else:
+            rows = _run_plan(cursor, common, probe_plan, exact=exact, factor=factor)
         if len(rows) < k and not exact and options.exact_fallback:
             # The graph walk ended early (selective filter beyond max_scan_tuples, or few rows):
             # an exact scan of the filtered rows returns k whenever k rows match.
@@ -431,6 +460,43 @@ def _run_plan(cursor, common: dict, probe_plan: list[int], *, exact: bool, facto
         if len(rows) >= k:
             break
     return rows
+
+
+def _single_query(query_vectors, query_from) -> bool:
+    if query_from is not None:
+        return query_from[0] == "item"  # an item has one descriptor per model version
+    return query_vectors is not None and len(query_vectors) == 1
+
+
+def _stream_snapshots(common: dict, *, rows_cap: int, factor: int) -> list[tuple[int, float]]:
+    """Item -> snapshots: read region rows nearest first until they name k distinct snapshots.
+
+    Runs the ungrouped statement through a server-side cursor (one statement, fetched in
+    growing batches), inside the caller's transaction. Under ``relaxed_order`` the iterative
+    scan may hand a row over a little late, so reading goes on to ``factor`` times the rows
+    it took to see k snapshots. Returns (snapshot id, best distance) pairs, best first.
+    """
+    k = common["k"]
+    sql, params = similar_sql(**common, probe_rows=rows_cap, candidate_factor=1, streamed=True)
+    best: dict[int, float] = {}
+    fetched, stop_at, size = 0, None, k * SNAPSHOT_ROWS_FIRST
+    with _server_cursor("lookbook_nearest_snapshots") as cursor:
+        cursor.execute(sql, params)
+        while True:
+            batch = cursor.fetchmany(size)
+            for target, dist in batch:
+                target, dist = int(target), float(dist)
+                if dist < best.get(target, float("inf")):
+                    best[target] = dist
+            fetched += len(batch)
+            if len(batch) < size:
+                break  # the walk is over: every row it could give has been read
+            if stop_at is None and len(best) >= k:
+                stop_at = fetched * factor
+            if stop_at is not None and fetched >= stop_at:
+                break
+            size = min(size * 2, rows_cap)
+    return sorted(best.items(), key=lambda pair: (pair[1], pair[0]))[:k]
 
 
 def _filtered_rows(cursor, kind: Kind, model_version: ModelVersion, filters: Filters, exclude_ids, *, cap: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from recommender.indexes import vector_index_drop, vector_index_ensure, vector_index_names
@@ -31,7 +32,8 @@ def test_ensure_builds_concurrently_idempotently_and_drop_removes(catalog_rows, 
     for definition, valid in defs.values():
         assert valid
         assert "USING hnsw (((vector)::halfvec(8)) halfvec_cosine_ops)" in definition
-        assert "m='16'" in definition and "ef_construction='64'" in definition
+        assert f"m='{settings.RECOMMENDER_HNSW_M}'" in definition
+        assert f"ef_construction='{settings.RECOMMENDER_HNSW_EF_CONSTRUCTION}'" in definition
         assert f"WHERE (model_version_id = {version.pk})" in definition
     vector_index_drop(model_version=version)
     assert index_defs(version) == {}

@@ -218,9 +218,10 @@ def test_snapshots_for_an_item_rank_by_best_region_and_are_distinct(catalog_rows
     assert matches[1].score == pytest.approx(1 / np.sqrt(1.01), abs=1e-5)
 
 
-def test_snapshots_crowding_the_nearest_region_rows_do_not_hide_the_rest(catalog_rows, rng):
+@pytest.mark.parametrize("mode", ["relaxed_order", "strict_order", "off"])
+def test_snapshots_crowding_the_nearest_region_rows_do_not_hide_the_rest(catalog_rows, rng, mode):
     """Three looks with 8 regions each nearer than any other look fill the first 3k = 18 region rows
-    with 3 distinct looks: the selector must widen the probe and still return the exact top 6."""
+    with 3 distinct looks: the selector must read on and still return the exact top 6."""
     version = catalog_rows.version(dim=8, max_regions=8)
     item = catalog_rows.items(1)[0]
     query = np.eye(8)[0]
@@ -233,7 +234,8 @@ def test_snapshots_crowding_the_nearest_region_rows_do_not_hide_the_rest(catalog
         far = [np.eye(8)[1 + r % 7] for r in range(7)]
         catalog_rows.snapshot_vectors(version, look, [query + 0.1 * n * np.eye(8)[1], *far])
 
-    matches = snapshot_list_for_item(item_id=item.pk)
+    options = SearchOptions.from_settings(iterative_scan=mode, ef_search=10, exact_fallback=False)
+    matches = snapshot_list_for_item(item_id=item.pk, options=options)
     exact = nearest_ids(
         kind="snapshot", model_version=version, k=6, filters=Filters(), query_from=("item", item.pk), exact=True
     )
@@ -241,6 +243,37 @@ def test_snapshots_crowding_the_nearest_region_rows_do_not_hide_the_rest(catalog
     got = [m.snapshot.pk for m in matches]
     assert got == [i for i, _ in exact]
     assert set(got[:3]) == {s.pk for s in crowding} and got[3:] == [s.pk for s in others[:3]]
+
+
+def test_item_to_snapshots_reads_the_region_stream_only_until_k_looks_are_named(catalog_rows, monkeypatch):
+    """40 looks whose nearest regions are all distinct: the first batch (3k rows) already names 6 looks
+    and nothing more is fetched; the same search over crowded looks must read on."""
+    import psycopg
+
+    version = catalog_rows.version(dim=4, max_regions=4)
+    item = catalog_rows.items(1)[0]
+    catalog_rows.item_vectors(version, [(item, [1, 0, 0, 0])])
+    for n, look in enumerate(catalog_rows.snapshots(40), start=1):
+        catalog_rows.snapshot_vectors(version, look, [[1, 0.02 * n, 0, 0], *([[0, 0, 1, 0.1 * r] for r in range(3)])])
+    fetches: list[int] = []
+    fetchmany = psycopg.ServerCursor.fetchmany
+
+    def counting(self, size=0):
+        rows = fetchmany(self, size)
+        fetches.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(psycopg.ServerCursor, "fetchmany", counting)
+    options = SearchOptions.from_settings(iterative_scan="strict_order", ef_search=40)
+
+    matches = snapshot_list_for_item(item_id=item.pk, options=options)
+
+    assert len(matches) == 6
+    assert fetches == [18]
+    exact = nearest_ids(
+        kind="snapshot", model_version=version, k=6, filters=Filters(), query_from=("item", item.pk), exact=True
+    )
+    assert [m.snapshot.pk for m in matches] == [i for i, _ in exact]
 
 
 def test_snapshot_queries_use_the_configured_region_subset_and_item_queries_every_region(catalog_rows, settings):
