@@ -246,7 +246,9 @@ ML_TRAIN_IMAGE_SIZE = env.get_int("ML_TRAIN_IMAGE_SIZE", 0)
 # --- Recommender (issue 5) ---
 # HNSW build parameters for each model version's partial index (recommender.indexes).
 RECOMMENDER_HNSW_M = env.get_int("RECOMMENDER_HNSW_M", 16)
-RECOMMENDER_HNSW_EF_CONSTRUCTION = env.get_int("RECOMMENDER_HNSW_EF_CONSTRUCTION", 128)
+# The snapshot regions' index needs the better graph (overlapping windows), the item index the faster one.
+RECOMMENDER_HNSW_EF_CONSTRUCTION = env.get_int("RECOMMENDER_HNSW_EF_CONSTRUCTION", 64)
+RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS = env.get_int("RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS", 128)
 # pgvector >= 0.8: keep scanning the graph until enough rows pass the filters ("off" disables).
 RECOMMENDER_ITERATIVE_SCAN = env.get("RECOMMENDER_ITERATIVE_SCAN", "strict_order")
 RECOMMENDER_MAX_SCAN_TUPLES = env.get_int("RECOMMENDER_MAX_SCAN_TUPLES", 20000)

@@ -13,11 +13,16 @@ a full-precision exact scan. It also lifts pgvector's 2,000-dimension limit of H
 ``vector`` to 4,000 (e.g. two pooled 1,280-channel branches). ``vector`` is the
 full-precision alternative.
 
-Build parameters (``RECOMMENDER_HNSW_M``, ``RECOMMENDER_HNSW_EF_CONSTRUCTION``): m=16 keeps
-the graph small enough for 1024-d vectors to stay in shared buffers; ef_construction=64 is
-pgvector's default and reached recall@6 >= 0.95 at ef_search=100 in the benchmark
-(``python manage.py bench_recommender``), while a higher value mostly costs build time on a
-2-core machine.
+Build parameters (``RECOMMENDER_HNSW_M``, ``RECOMMENDER_HNSW_EF_CONSTRUCTION``, and
+``RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS`` for the snapshot regions' index): m=16 keeps
+the graph small enough for 1024-d vectors to stay in shared buffers. The two tables want
+different graphs (``python manage.py bench_recommender``, 100k items, 20k looks x 32
+regions, same data, same queries): the item index is probed 16 times per snapshot, and its
+ef_construction=64 graph (pgvector's default) answered faster at every recall level than a
+128 one (recall@6 0.99 at ef_search 40, p50 12 ms against 16-19 ms); the region index holds
+a look's overlapping, near-duplicate windows, where the 64 graph left item -> snapshots at
+recall@6 0.89-0.92 even at ef_search 200-400 and the 128 one reached 0.99 at 200. Building
+with 128 takes about 1.5x as long.
 """
 
 from __future__ import annotations
@@ -37,11 +42,14 @@ logger = logging.getLogger(__name__)
 class _Target:
     table: str
     prefix: str
+    ef_construction_setting: str
 
 
 TARGETS = (
-    _Target(table="catalog_itemembedding", prefix="catalog_itememb"),
-    _Target(table="catalog_snapshotembedding", prefix="catalog_snapemb"),
+    _Target(table="catalog_itemembedding", prefix="catalog_itememb",
+            ef_construction_setting="RECOMMENDER_HNSW_EF_CONSTRUCTION"),
+    _Target(table="catalog_snapshotembedding", prefix="catalog_snapemb",
+            ef_construction_setting="RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS"),
 )
 # precision -> (SQL type of the indexed expression, operator class, index name tag)
 PRECISIONS = {
@@ -89,7 +97,6 @@ def vector_index_ensure(*, model_version: ModelVersion, concurrently: bool | Non
     if concurrently is None:
         concurrently = not connection.in_atomic_block
     m = int(settings.RECOMMENDER_HNSW_M)
-    ef_construction = int(settings.RECOMMENDER_HNSW_EF_CONSTRUCTION)
     sql_type, opclass, _tag = index_precision()
     names = vector_index_names(model_version=model_version)
     with connection.cursor() as cursor:
@@ -104,6 +111,7 @@ def vector_index_ensure(*, model_version: ModelVersion, concurrently: bool | Non
             if valid is False:
                 logger.warning("dropping invalid index %s left by an interrupted build", name)
                 cursor.execute(f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}IF EXISTS {name}")
+            ef_construction = int(getattr(settings, target.ef_construction_setting))
             logger.info("building %s (dim=%d, m=%d, ef_construction=%d)", name, dim, m, ef_construction)
             cursor.execute(
                 f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}IF NOT EXISTS {name} "

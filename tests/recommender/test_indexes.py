@@ -29,11 +29,15 @@ def test_ensure_builds_concurrently_idempotently_and_drop_removes(catalog_rows, 
     defs = index_defs(version)
 
     assert set(defs) == {f"catalog_itememb_hnsw16_mv{version.pk}", f"catalog_snapemb_hnsw16_mv{version.pk}"}
-    for definition, valid in defs.values():
+    build = {
+        "itememb": settings.RECOMMENDER_HNSW_EF_CONSTRUCTION,
+        "snapemb": settings.RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS,
+    }
+    for name, (definition, valid) in defs.items():
         assert valid
         assert "USING hnsw (((vector)::halfvec(8)) halfvec_cosine_ops)" in definition
         assert f"m='{settings.RECOMMENDER_HNSW_M}'" in definition
-        assert f"ef_construction='{settings.RECOMMENDER_HNSW_EF_CONSTRUCTION}'" in definition
+        assert f"ef_construction='{build[name.split('_')[1]]}'" in definition
         assert f"WHERE (model_version_id = {version.pk})" in definition
     vector_index_drop(model_version=version)
     assert index_defs(version) == {}

@@ -123,7 +123,8 @@ class Command(BaseCommand):
             f"settings: ef_search={settings.RECOMMENDER_EF_SEARCH} (snapshot -> items), "
             f"{settings.RECOMMENDER_EF_SEARCH_SNAPSHOTS} (item -> snapshots), "
             f"iterative_scan={settings.RECOMMENDER_ITERATIVE_SCAN}, "
-            f"m={settings.RECOMMENDER_HNSW_M}, ef_construction={settings.RECOMMENDER_HNSW_EF_CONSTRUCTION}"
+            f"m={settings.RECOMMENDER_HNSW_M}, ef_construction={settings.RECOMMENDER_HNSW_EF_CONSTRUCTION} (items) / "
+            f"{settings.RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS} (snapshot regions)"
         )
 
     def _unit(self, x: np.ndarray) -> np.ndarray:
