@@ -9,6 +9,7 @@ dimension (versions may differ); each version gets its own partial HNSW index on
 
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -209,6 +210,9 @@ class SnapshotEmbedding(models.Model):
     model_version = models.ForeignKey("recommender.ModelVersion", on_delete=models.CASCADE, related_name="+")
     region = models.PositiveSmallIntegerField(default=0)
     vector = VectorField()
+    # The snapshot's style ids, kept by database triggers (migration 0004), whatever the writer:
+    # a one-style filter then matches a per-style partial HNSW index (recommender.indexes).
+    style_ids = ArrayField(models.BigIntegerField(), default=list, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -228,6 +232,8 @@ class ItemEmbedding(models.Model):
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="embeddings")
     model_version = models.ForeignKey("recommender.ModelVersion", on_delete=models.CASCADE, related_name="+")
     vector = VectorField()
+    # The item's style ids, kept by database triggers (see SnapshotEmbedding.style_ids).
+    style_ids = ArrayField(models.BigIntegerField(), default=list, blank=True, editable=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "model_version"], name="catalog_itemembedding_unique")]

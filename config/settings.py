@@ -154,7 +154,7 @@ RECOMMENDER_TOP_K = env.get_int("RECOMMENDER_TOP_K", 6)
 RECOMMENDER_MAX_K = env.get_int("RECOMMENDER_MAX_K", 50)
 # hnsw.ef_search: each region probe of snapshot -> items (16 probes), and the one probe of item ->
 # snapshots (a 32-region look's rows crowd around an item, so it walks wider). docs/recommender.md.
-RECOMMENDER_EF_SEARCH = env.get_int("RECOMMENDER_EF_SEARCH", 32)
+RECOMMENDER_EF_SEARCH = env.get_int("RECOMMENDER_EF_SEARCH", 40)
 RECOMMENDER_EF_SEARCH_SNAPSHOTS = env.get_int("RECOMMENDER_EF_SEARCH_SNAPSHOTS", 200)
 RECOMMENDER_QUERY_TIMEOUT_S = env.get_float("RECOMMENDER_QUERY_TIMEOUT_S", 20.0)
 
@@ -265,6 +265,10 @@ RECOMMENDER_INDEX_PRECISION = env.get("RECOMMENDER_INDEX_PRECISION", "halfvec")
 RECOMMENDER_SNAPSHOT_QUERY_REGIONS = env.get("RECOMMENDER_SNAPSHOT_QUERY_REGIONS", "multiscale16")
 # With filters, fewer matching vector rows than this are ranked by an exact scan; more, by the HNSW walk.
 RECOMMENDER_EXACT_BELOW_ROWS = env.get_int("RECOMMENDER_EXACT_BELOW_ROWS", 2000)
+# A style with at least this many of a version's rows in a table, and at most this share of them,
+# gets its own partial HNSW index there (recommender.indexes), built with the version's indexes.
+RECOMMENDER_STYLE_INDEX_MIN_ROWS = env.get_int("RECOMMENDER_STYLE_INDEX_MIN_ROWS", 2000)
+RECOMMENDER_STYLE_INDEX_MAX_SHARE = env.get_float("RECOMMENDER_STYLE_INDEX_MAX_SHARE", 0.5)
 
 # --- catalog (issue 3) ---
 # Thumbnails for lists and pages: JPEG, this many pixels wide (never enlarged).

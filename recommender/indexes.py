@@ -89,15 +89,21 @@ def vector_index_ensure(*, model_version: ModelVersion, concurrently: bool | Non
     tables writable while the graph is built; an invalid index left by an interrupted
     concurrent build is dropped and rebuilt. Inside ``transaction.atomic`` (tests) the plain
     form is used, since CONCURRENTLY cannot run in a transaction block.
+
+    Besides one index per table over all the version's rows, every style that holds between
+    ``RECOMMENDER_STYLE_INDEX_MIN_ROWS`` rows and ``RECOMMENDER_STYLE_INDEX_MAX_SHARE`` of the
+    version's rows of a table gets its own partial index (``... AND style_ids && '{id}'``): a
+    one-style filter then walks a graph of that style's rows only, so it costs about what an
+    unfiltered search does and is as accurate, where the iterative scan of the whole graph
+    discards most rows it visits. Rarer styles are ranked exactly (``RECOMMENDER_EXACT_BELOW_ROWS``),
+    commoner ones lose little to the iterative scan. Which indexes exist never changes an answer,
+    only its speed: the style column is kept by the database (catalog migration 0004), and every
+    index predicate is maintained by PostgreSQL on each write.
     """
     if not model_version.dim:
         raise ValueError(f"model version {model_version.pk} has no dim; it cannot be indexed")
-    dim = int(model_version.dim)
-    version_id = int(model_version.pk)
     if concurrently is None:
         concurrently = not connection.in_atomic_block
-    m = int(settings.RECOMMENDER_HNSW_M)
-    sql_type, opclass, _tag = index_precision()
     names = vector_index_names(model_version=model_version)
     with connection.cursor() as cursor:
         if connection.in_atomic_block:
@@ -105,21 +111,66 @@ def vector_index_ensure(*, model_version: ModelVersion, concurrently: bool | Non
             # CREATE INDEX refuses to run on a table with pending trigger events: check them now.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for target, name in zip(TARGETS, names, strict=True):
-            valid = _index_valid(cursor, name)
-            if valid:
-                continue
-            if valid is False:
-                logger.warning("dropping invalid index %s left by an interrupted build", name)
-                cursor.execute(f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}IF EXISTS {name}")
-            ef_construction = int(getattr(settings, target.ef_construction_setting))
-            logger.info("building %s (dim=%d, m=%d, ef_construction=%d)", name, dim, m, ef_construction)
-            cursor.execute(
-                f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}IF NOT EXISTS {name} "
-                f"ON {target.table} USING hnsw ((vector::{sql_type}({dim})) {opclass}) "
-                f"WITH (m = {m}, ef_construction = {ef_construction}) "
-                f"WHERE model_version_id = {version_id}"
-            )
+            _build(cursor, target, name, model_version, concurrently=concurrently)
+            for style_id in _styles_worth_an_index(cursor, target, model_version):
+                _build(
+                    cursor, target, style_index_name(target, model_version, style_id), model_version,
+                    concurrently=concurrently, style_id=style_id,
+                )
     return names
+
+
+def style_index_name(target: _Target, model_version: ModelVersion, style_id: int) -> str:
+    return f"{target.prefix}_{index_precision()[2]}_mv{int(model_version.pk)}_s{int(style_id)}"
+
+
+def _styles_worth_an_index(cursor, target: _Target, model_version: ModelVersion) -> list[int]:
+    """Styles holding enough of the version's rows in this table for a graph of their own, but not most of them."""
+    version_id = int(model_version.pk)
+    cursor.execute(f"SELECT count(*) FROM {target.table} WHERE model_version_id = {version_id}")
+    total = int(cursor.fetchone()[0])
+    if not total:
+        return []
+    cursor.execute(
+        f"SELECT s.style_id, count(*) FROM {target.table} e CROSS JOIN LATERAL unnest(e.style_ids) AS s(style_id) "
+        f"WHERE e.model_version_id = {version_id} GROUP BY s.style_id"
+    )
+    low, high = int(settings.RECOMMENDER_STYLE_INDEX_MIN_ROWS), float(settings.RECOMMENDER_STYLE_INDEX_MAX_SHARE)
+    return sorted(int(style) for style, rows in cursor.fetchall() if rows >= low and rows <= high * total)
+
+
+def _build(cursor, target: _Target, name: str, model_version: ModelVersion, *, concurrently: bool,
+           style_id: int | None = None) -> None:
+    valid = _index_valid(cursor, name)
+    if valid:
+        return
+    if valid is False:
+        logger.warning("dropping invalid index %s left by an interrupted build", name)
+        cursor.execute(f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}IF EXISTS {name}")
+    dim = int(model_version.dim)
+    m = int(settings.RECOMMENDER_HNSW_M)
+    ef_construction = int(getattr(settings, target.ef_construction_setting))
+    sql_type, opclass, _tag = index_precision()
+    logger.info("building %s (dim=%d, m=%d, ef_construction=%d)", name, dim, m, ef_construction)
+    cursor.execute(
+        f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}IF NOT EXISTS {name} "
+        f"ON {target.table} USING hnsw ((vector::{sql_type}({dim})) {opclass}) "
+        f"WITH (m = {m}, ef_construction = {ef_construction}) "
+        f"WHERE {index_predicate(model_version, style_id)}"
+    )
+
+
+def index_predicate(model_version: ModelVersion, style_id: int | None = None) -> str:
+    """The partial index's WHERE clause; the selectors write exactly these clauses so the planner can match it."""
+    clause = f"model_version_id = {int(model_version.pk)}"
+    if style_id is not None:
+        clause += f" AND {style_clause(style_id)}"
+    return clause
+
+
+def style_clause(style_id: int, alias: str = "") -> str:
+    """``style_ids && '{id}'::bigint[]`` (the row has this style), as index predicate or query clause."""
+    return f"{alias + '.' if alias else ''}style_ids && '{{{int(style_id)}}}'::bigint[]"
 
 
 def vector_index_drop(*, model_version: ModelVersion, concurrently: bool | None = None) -> None:
@@ -128,5 +179,11 @@ def vector_index_drop(*, model_version: ModelVersion, concurrently: bool | None 
         concurrently = not connection.in_atomic_block
     names = [f"{t.prefix}_{tag}_mv{int(model_version.pk)}" for t in TARGETS for _, _, tag in PRECISIONS.values()]
     with connection.cursor() as cursor:
+        # and the per-style ones (name_s<style id>)
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'i' AND relname LIKE ANY(%s)",
+            [[name.replace("_", r"\_") + r"\_s%" for name in names]],
+        )
+        names += [row[0] for row in cursor.fetchall()]
         for name in names:
             cursor.execute(f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}IF EXISTS {name}")

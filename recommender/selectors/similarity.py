@@ -22,7 +22,9 @@ candidates and silently returns fewer under a selective filter); if the walk sti
 short (``hnsw.max_scan_tuples``), the same statement is re-run as an exact scan. With
 filters, a capped count first decides: fewer than ``RECOMMENDER_EXACT_BELOW_ROWS``
 matching vector rows are ranked by an exact scan straight away (cheaper than walking the
-graph, and exact); more, by the graph walk.
+graph, and exact); more, by the graph walk. A one-style filter is also written as the
+predicate of that style's own partial index (``recommender.indexes``), so when the style
+has one the planner walks a graph of its rows only instead of filtering the whole graph.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
 from catalog.models import Item, ItemEmbedding, Snapshot, SnapshotEmbedding
-from recommender.indexes import index_precision
+from recommender.indexes import index_precision, style_clause
 from recommender.models import ModelVersion
 from recommender.selectors.filters import Filters
 
@@ -243,10 +245,25 @@ def _query_vectors_param(vectors: Sequence[Sequence[float]]) -> list[_QueryVecto
     return [_QueryVector(row) for row in array]
 
 
-def _filter_sql(kind: Kind, filters: Filters, exclude_ids: Sequence[int]) -> tuple[list[str], list]:
-    """WHERE clauses (on alias ``e``) restricting embedding rows to the filtered targets."""
+def _filter_sql(
+    kind: Kind, filters: Filters, exclude_ids: Sequence[int], *, style_column: bool = True
+) -> tuple[list[str], list]:
+    """WHERE clauses (on alias ``e``) restricting embedding rows to the filtered targets.
+
+    ``style_column=False`` leaves out the rows' style column (counting through the link
+    tables alone needs no embedding row read).
+    """
     clauses: list[str] = []
     params: list = []
+    if filters.style_ids and style_column:
+        # The row's own copy of its owner's styles (kept by the database), written exactly like a
+        # per-style partial index's predicate so the planner can walk that style's graph only
+        # (recommender.indexes). The EXISTS below says the same through the link table: it lets
+        # the planner start from the style's rows when it scans exactly.
+        clauses.append(
+            style_clause(filters.style_ids[0], "e") if len(filters.style_ids) == 1
+            else f"e.style_ids && '{{{','.join(str(int(s)) for s in filters.style_ids)}}}'::bigint[]"
+        )
     if kind == "item":
         fk = "e.item_id"
         if filters.style_ids:
@@ -502,7 +519,7 @@ def _stream_snapshots(common: dict, *, rows_cap: int, factor: int) -> list[tuple
 def _filtered_rows(cursor, kind: Kind, model_version: ModelVersion, filters: Filters, exclude_ids, *, cap: int) -> int:
     """How many of the version's embedding rows pass the filters, counting at most ``cap``."""
     table = ItemEmbedding._meta.db_table if kind == "item" else SnapshotEmbedding._meta.db_table
-    clauses, params = _filter_sql(kind, filters, exclude_ids)
+    clauses, params = _filter_sql(kind, filters, exclude_ids, style_column=False)
     where = " AND ".join([f"e.model_version_id = {int(model_version.pk)}", *clauses])
     cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} e WHERE {where} LIMIT {int(cap)}) t", params)
     return int(cursor.fetchone()[0])

@@ -77,3 +77,45 @@ def test_an_invalid_index_is_rebuilt_and_a_version_without_dim_is_refused(catalo
     assert index_defs(version)[name][1] is True
     with pytest.raises(ValueError, match="no dim"):
         vector_index_ensure(model_version=ModelVersion.objects.create(name="nodim", backbone="x", dim=None))
+
+
+@pytest.mark.django_db
+def test_a_style_with_enough_rows_gets_its_own_graph_and_a_one_style_filter_walks_it(catalog_rows, settings, rng):
+    from recommender.indexes import TARGETS, style_index_name
+    from recommender.selectors import Filters, nearest_ids, similar_sql, vector_cursor
+    from tests import factories as f
+
+    settings.RECOMMENDER_STYLE_INDEX_MIN_ROWS = 30
+    settings.RECOMMENDER_STYLE_INDEX_MAX_SHARE = 0.5
+    version = catalog_rows.version(dim=8)
+    common, rare, most = f.make_style("Common"), f.make_style("Rare"), f.make_style("Most")
+    items = (
+        catalog_rows.items(40, styles=[common]) + catalog_rows.items(10, styles=[rare])
+        + catalog_rows.items(60, styles=[most])
+    )
+    catalog_rows.item_vectors(version, [(item, rng.normal(size=8)) for item in items])
+    vector_index_ensure(model_version=version)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_class WHERE relname LIKE %s", [f"catalog_itememb_%_mv{version.pk}_s%"])
+        built = {row[0] for row in cursor.fetchall()}
+    # 40 of 110 rows: its own graph; 10 rows: too few (ranked exactly); 60 of 110: more than half
+    assert built == {style_index_name(TARGETS[0], version, common.pk)}
+
+    query = [rng.normal(size=8).tolist()]
+    kwargs = dict(kind="item", model_version=version, k=6, filters=Filters(style_ids=(common.pk,)), query_vectors=query)
+    sql, params = similar_sql(**kwargs)
+    with vector_cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")  # the catalog-scale plan on a small table
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert f"Index Scan using {style_index_name(TARGETS[0], version, common.pk)}" in plan, plan
+    graph = nearest_ids(**kwargs)
+    exact = nearest_ids(**kwargs, exact=True)
+    assert [i for i, _ in graph] == [i for i, _ in exact]
+    assert {i for i, _ in graph} <= {item.pk for item in items[:40]}
+
+    vector_index_drop(model_version=version)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE %s", [f"catalog_%_mv{version.pk}%"])
+        assert cursor.fetchone()[0] == 0

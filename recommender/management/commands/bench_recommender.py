@@ -169,8 +169,13 @@ class Command(BaseCommand):
                 "catalog_itemembedding", "catalog_snapshotembedding", "catalog_item", "catalog_snapshot",
                 "catalog_item_styles", "catalog_snapshot_styles")])
         filtered = Filters(style_ids=(style.pk,))
-        snapshot_queries = [int(x) for x in self.rng.choice(snapshots, size=o["queries"], replace=False)]
-        item_queries = [int(x) for x in self.rng.choice(items, size=o["queries"], replace=False)]
+        # Measured queries, and as many others (up to 20) that only warm the caches before each setting,
+        # so that no setting is measured on a cold index and none on its own queries' pages.
+        warm = min(20, len(snapshots) - o["queries"], len(items) - o["queries"])
+        looks = [int(x) for x in self.rng.choice(snapshots, size=o["queries"] + max(0, warm), replace=False)]
+        picked = [int(x) for x in self.rng.choice(items, size=o["queries"] + max(0, warm), replace=False)]
+        snapshot_queries, item_queries = looks[: o["queries"]], picked[: o["queries"]]
+        self.warm = {"item": looks[o["queries"]:], "snapshot": picked[o["queries"]:]}
         ef_items = [int(x) for x in str(o["ef_search"]).split(",") if x.strip()]
         ef_snapshots = [int(x) for x in str(o["ef_search_snapshots"]).split(",") if x.strip()]
         rows = []
@@ -313,7 +318,7 @@ class Command(BaseCommand):
         rows = []
         for ef in ef_values:
             options = SearchOptions.from_settings(**{"ef_search" if kind == "item" else "ef_search_snapshots": ef})
-            for q in queries[:5]:  # warm the caches
+            for q in self.warm[kind] or queries[:5]:  # warm the caches (other queries)
                 select(**{key: q}, k=k, filters=filters, model_version=version, options=options)
             latencies, recalls = [], []
             for q in queries:
