@@ -46,7 +46,7 @@ from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
 from catalog.models import Item, ItemEmbedding, Snapshot, SnapshotEmbedding
-from recommender.indexes import index_precision, style_clause
+from recommender.indexes import TARGETS, index_precision, style_clause, style_index_name
 from recommender.models import ModelVersion
 from recommender.selectors.filters import Filters
 
@@ -517,11 +517,25 @@ def _stream_snapshots(common: dict, *, rows_cap: int, factor: int) -> list[tuple
 
 
 def _filtered_rows(cursor, kind: Kind, model_version: ModelVersion, filters: Filters, exclude_ids, *, cap: int) -> int:
-    """How many of the version's embedding rows pass the filters, counting at most ``cap``."""
+    """How many of the version's embedding rows pass the filters, counting at most ``cap``.
+
+    A filter of one style alone that has its own graph for this version and table counts as
+    ``cap`` without counting: such a style holds at least ``RECOMMENDER_STYLE_INDEX_MIN_ROWS``
+    rows, and its graph is the fast path (one statement either way).
+    """
     table = ItemEmbedding._meta.db_table if kind == "item" else SnapshotEmbedding._meta.db_table
     clauses, params = _filter_sql(kind, filters, exclude_ids, style_column=False)
     where = " AND ".join([f"e.model_version_id = {int(model_version.pk)}", *clauses])
-    cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} e WHERE {where} LIMIT {int(cap)}) t", params)
+    count = f"(SELECT count(*) FROM (SELECT 1 FROM {table} e WHERE {where} LIMIT {int(cap)}) t)"
+    if len(filters.style_ids) == 1 and not (filters.category_ids or filters.brand_ids):
+        name = style_index_name(TARGETS[0 if kind == "item" else 1], model_version, filters.style_ids[0])
+        has_graph = (
+            "EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = %s AND i.indisvalid)"
+        )
+        cursor.execute(f"SELECT CASE WHEN {has_graph} THEN {int(cap)} ELSE {count} END", [name, *params])
+    else:
+        cursor.execute(f"SELECT {count}", params)
     return int(cursor.fetchone()[0])
 
 

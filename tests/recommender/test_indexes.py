@@ -83,6 +83,7 @@ def test_an_invalid_index_is_rebuilt_and_a_version_without_dim_is_refused(catalo
 def test_a_style_with_enough_rows_gets_its_own_graph_and_a_one_style_filter_walks_it(catalog_rows, settings, rng):
     from recommender.indexes import TARGETS, style_index_name
     from recommender.selectors import Filters, nearest_ids, similar_sql, vector_cursor
+    from recommender.selectors.similarity import _filtered_rows
     from tests import factories as f
 
     settings.RECOMMENDER_STYLE_INDEX_MIN_ROWS = 30
@@ -110,6 +111,10 @@ def test_a_style_with_enough_rows_gets_its_own_graph_and_a_one_style_filter_walk
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert f"Index Scan using {style_index_name(TARGETS[0], version, common.pk)}" in plan, plan
+    with vector_cursor() as cursor:  # its rows need no counting to choose the graph over an exact scan
+        counted = {style.pk: _filtered_rows(cursor, "item", version, Filters(style_ids=(style.pk,)), [], cap=1000)
+                   for style in (common, rare)}
+    assert counted == {common.pk: 1000, rare.pk: 10}
     graph = nearest_ids(**kwargs)
     exact = nearest_ids(**kwargs, exact=True)
     assert [i for i, _ in graph] == [i for i, _ in exact]
