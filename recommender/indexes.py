@@ -46,10 +46,16 @@ class _Target:
 
 
 TARGETS = (
-    _Target(table="catalog_itemembedding", prefix="catalog_itememb",
-            ef_construction_setting="RECOMMENDER_HNSW_EF_CONSTRUCTION"),
-    _Target(table="catalog_snapshotembedding", prefix="catalog_snapemb",
-            ef_construction_setting="RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS"),
+    _Target(
+        table="catalog_itemembedding",
+        prefix="catalog_itememb",
+        ef_construction_setting="RECOMMENDER_HNSW_EF_CONSTRUCTION",
+    ),
+    _Target(
+        table="catalog_snapshotembedding",
+        prefix="catalog_snapemb",
+        ef_construction_setting="RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS",
+    ),
 )
 # precision -> (SQL type of the indexed expression, operator class, index name tag)
 PRECISIONS = {
@@ -114,8 +120,12 @@ def vector_index_ensure(*, model_version: ModelVersion, concurrently: bool | Non
             _build(cursor, target, name, model_version, concurrently=concurrently)
             for style_id in _styles_worth_an_index(cursor, target, model_version):
                 _build(
-                    cursor, target, style_index_name(target, model_version, style_id), model_version,
-                    concurrently=concurrently, style_id=style_id,
+                    cursor,
+                    target,
+                    style_index_name(target, model_version, style_id),
+                    model_version,
+                    concurrently=concurrently,
+                    style_id=style_id,
                 )
     return names
 
@@ -139,8 +149,9 @@ def _styles_worth_an_index(cursor, target: _Target, model_version: ModelVersion)
     return sorted(int(style) for style, rows in cursor.fetchall() if rows >= low and rows <= high * total)
 
 
-def _build(cursor, target: _Target, name: str, model_version: ModelVersion, *, concurrently: bool,
-           style_id: int | None = None) -> None:
+def _build(
+    cursor, target: _Target, name: str, model_version: ModelVersion, *, concurrently: bool, style_id: int | None = None
+) -> None:
     valid = _index_valid(cursor, name)
     if valid:
         return

@@ -91,8 +91,5 @@ class Migration(migrations.Migration):
                 base_field=models.BigIntegerField(), blank=True, default=list, editable=False, size=None
             ),
         ),
-        *[
-            migrations.RunSQL(sql=_forward(*names), reverse_sql=_backward(*names))
-            for names in TABLES
-        ],
+        *[migrations.RunSQL(sql=_forward(*names), reverse_sql=_backward(*names)) for names in TABLES],
     ]

@@ -45,8 +45,11 @@ def test_every_region_row_of_a_snapshot_follows_its_styles_and_a_deleted_style_l
     look, other = f.make_snapshot(styles=[boho]), f.make_snapshot(styles=[street])
     version = _version("st-3")
     SnapshotEmbedding.objects.bulk_create(
-        [SnapshotEmbedding(snapshot=s, model_version=version, region=r, vector=[1, r, 0]) for s in (look, other)
-         for r in range(2)]
+        [
+            SnapshotEmbedding(snapshot=s, model_version=version, region=r, vector=[1, r, 0])
+            for s in (look, other)
+            for r in range(2)
+        ]
     )
 
     look.styles.set([boho, street])
@@ -57,8 +60,6 @@ def test_every_region_row_of_a_snapshot_follows_its_styles_and_a_deleted_style_l
     assert set(map(tuple, SnapshotEmbedding.objects.filter(snapshot=look).values_list("style_ids", flat=True))) == {
         (boho.pk,)
     }
-    assert set(map(tuple, SnapshotEmbedding.objects.filter(snapshot=other).values_list("style_ids", flat=True))) == {
-        ()
-    }
+    assert set(map(tuple, SnapshotEmbedding.objects.filter(snapshot=other).values_list("style_ids", flat=True))) == {()}
     Snapshot.objects.filter(pk=look.pk).delete()
     assert not SnapshotEmbedding.objects.filter(snapshot_id=look.pk).exists()
