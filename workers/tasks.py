@@ -279,6 +279,20 @@ def embedding_sweep() -> dict:
     }
 
 
+@shared_task(name="workers.style_graphs_ensure", **RETRY)
+def style_graphs_ensure() -> dict:
+    """Hourly: styles that grew past ``RECOMMENDER_STYLE_INDEX_MIN_ROWS`` since the active version was
+    indexed get their own graph (recommender.indexes); answers were right without it, only slower."""
+    from recommender.indexes import vector_index_ensure
+    from recommender.models import ModelVersion
+
+    version = ModelVersion.objects.active().first()
+    if version is None or not version.dim:
+        return {"version": None}
+    vector_index_ensure(model_version=version)
+    return {"version": version.pk}
+
+
 @shared_task(name="workers.retrain_check", **RETRY)
 def retrain_check() -> dict:
     """Nightly: train a new version when at least ML_RETRAIN_MIN_NEW_POSTS posts arrived since the last training."""

@@ -124,3 +124,35 @@ def test_a_style_with_enough_rows_gets_its_own_graph_and_a_one_style_filter_walk
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE %s", [f"catalog_%_mv{version.pk}%"])
         assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.django_db
+def test_the_hourly_check_gives_a_grown_style_its_graph_on_the_active_version(catalog_rows, settings, rng):
+    from recommender.indexes import TARGETS, style_index_name
+    from tests import factories as f
+    from workers.tasks import style_graphs_ensure
+
+    settings.RECOMMENDER_STYLE_INDEX_MIN_ROWS = 20
+    version = catalog_rows.version(dim=8, status="active")
+    items = catalog_rows.items(60)
+    catalog_rows.item_vectors(version, [(item, rng.normal(size=8)) for item in items])
+    vector_index_ensure(model_version=version)
+    grown = f.make_style("Grown")
+    name = style_index_name(TARGETS[0], version, grown.pk)
+    assert name not in index_defs_named(name)
+
+    for item in items[:25]:  # the style grows past the threshold after the version was indexed
+        item.styles.add(grown)
+    assert style_graphs_ensure() == {"version": version.pk}
+
+    assert index_defs_named(name)[name][1] is True
+
+
+def index_defs_named(name: str) -> dict[str, tuple[str, bool]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+            [name],
+        )
+        return {n: (d, v) for n, d, v in cursor.fetchall()}

@@ -19,6 +19,11 @@ def test_the_schedule_is_in_the_database_for_staff_to_edit():
     sweep, retrain = tasks["workers.embedding_sweep"], tasks["workers.retrain_check"]
     assert (sweep.interval.every, sweep.interval.period, sweep.enabled) == (1, "minutes", True)
     assert (retrain.crontab.hour, retrain.crontab.minute, retrain.enabled) == ("2", "30", True)
+    styles = tasks["workers.style_graphs_ensure"]
+    assert (styles.interval.every, styles.interval.period, styles.enabled) == (1, "hours", True)
+    from workers.celery import app
+
+    assert {"workers.embedding_sweep", "workers.retrain_check", "workers.style_graphs_ensure"} <= set(app.tasks)
 
 
 @pytest.fixture
