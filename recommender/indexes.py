@@ -28,6 +28,7 @@ with 128 takes about 1.5x as long.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -187,9 +188,11 @@ def index_predicate(model_version: ModelVersion, style_id: int | None = None) ->
     return clause
 
 
-def style_clause(style_id: int, alias: str = "") -> str:
-    """``style_ids && '{id}'::bigint[]`` (the row has this style), as index predicate or query clause."""
-    return f"{alias + '.' if alias else ''}style_ids && '{{{int(style_id)}}}'::bigint[]"
+def style_clause(style_ids: int | Sequence[int], alias: str = "") -> str:
+    """``style_ids && '{a,b}'::bigint[]`` (the row has one of these styles), as index predicate or
+    query clause; for one style it is written exactly like that style's partial index predicate."""
+    ids = [style_ids] if isinstance(style_ids, int) else list(style_ids)
+    return f"{alias + '.' if alias else ''}style_ids && '{{{','.join(str(int(i)) for i in ids)}}}'::bigint[]"
 
 
 def vector_index_drop(*, model_version: ModelVersion, concurrently: bool | None = None) -> None:

@@ -186,34 +186,22 @@ def _adapt_vectors(raw) -> None:
 
 
 @contextmanager
-def vector_cursor():
+def vector_cursor(name: str | None = None):
     """A cursor for the similarity statements, on Django's connection and inside its transaction.
 
     It is psycopg's own cursor (server-side parameter binding) rather than Django's client-side
     binding one, so query descriptors travel as binary float32 instead of decimal text: for a
     32-region upload that is 32k numbers, about 50 ms of formatting in Python, and as much
     parsing in PostgreSQL. Errors are Django's ``DatabaseError`` family, as with ``connection.cursor()``.
+    With a ``name`` it is a server-side (named) cursor, for a statement read only as far as
+    needed; it lives until closed here or the transaction ends, so it needs one.
     """
     connection.ensure_connection()
     with connection.wrap_database_errors:
         raw = connection.connection
         _adapt_vectors(raw)
         # Django gives its connections a client-side binding cursor factory: ask for the plain one.
-        with psycopg.Cursor(raw) as cursor:
-            yield _LoggedCursor(cursor)
-
-
-@contextmanager
-def _server_cursor(name: str):
-    """A named (server-side) cursor on Django's connection, for statements read only as far as needed.
-
-    Must be used inside a transaction (the cursor lives until its end or until closed here).
-    """
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        raw = connection.connection
-        _adapt_vectors(raw)
-        with psycopg.ServerCursor(raw, name) as cursor:
+        with (psycopg.ServerCursor(raw, name) if name else psycopg.Cursor(raw)) as cursor:
             yield _LoggedCursor(cursor)
 
 
@@ -260,10 +248,7 @@ def _filter_sql(
         # per-style partial index's predicate so the planner can walk that style's graph only
         # (recommender.indexes). The EXISTS below says the same through the link table: it lets
         # the planner start from the style's rows when it scans exactly.
-        clauses.append(
-            style_clause(filters.style_ids[0], "e") if len(filters.style_ids) == 1
-            else f"e.style_ids && '{{{','.join(str(int(s)) for s in filters.style_ids)}}}'::bigint[]"
-        )
+        clauses.append(style_clause(filters.style_ids, "e"))
     if kind == "item":
         fk = "e.item_id"
         if filters.style_ids:
@@ -434,14 +419,13 @@ def nearest_ids(
     # overlapping windows crowd the top. The statement's LIMIT, k * regions rows, always holds
     # k distinct snapshots, so the walk never needs to go further.
     stream = kind == "snapshot" and not exact and _single_query(query_vectors, query_from)
-    if kind == "item":
-        probe_plan = [k]  # k items per query region: exact, see the module docstring
-    else:
-        probe_plan = [k * regions]
+    # Rows each probe fetches: k items per query region (exact, see the module docstring); k
+    # snapshots among k * regions region rows.
+    probe_rows = k if kind == "item" else k * regions
     with transaction.atomic(), vector_cursor() as cursor:
         # A streamed walk grows on demand (iterative scan), so ef_search stays as configured;
         # without iterative scan the walk must be wide enough for every row it may have to return.
-        walk_rows = 0 if stream and options.iterative_scan != "off" else probe_plan[-1] * factor
+        walk_rows = 0 if stream and options.iterative_scan != "off" else probe_rows * factor
         ef_search = options.ef_search if kind == "item" else options.ef_search_snapshots
         _apply_options(cursor, options, ef_search, walk_rows)
         if filters.active and not exact and options.exact_below_rows > 0:
@@ -454,29 +438,24 @@ def nearest_ids(
                 # filters is poor and it would otherwise often sort every filtered row exactly.
                 cursor.execute("SELECT set_config('enable_sort', 'off', true)")
         if stream:
-            rows = _stream_snapshots(common, rows_cap=probe_plan[-1], factor=factor)
+            rows = _stream_snapshots(common, rows_cap=probe_rows, factor=factor)
         else:
-            rows = _run_plan(cursor, common, probe_plan, exact=exact, factor=factor)
+            rows = _run(cursor, common, probe_rows, exact=exact, factor=factor)
         if len(rows) < k and not exact and options.exact_fallback:
             # The graph walk ended early (selective filter beyond max_scan_tuples, or few rows):
             # an exact scan of the filtered rows returns k whenever k rows match.
             cursor.execute("SELECT set_config('enable_sort', 'on', true)")
-            rows = _run_plan(cursor, common, probe_plan, exact=True, factor=1)
+            rows = _run(cursor, common, probe_rows, exact=True, factor=1)
     return rows
 
 
-def _run_plan(cursor, common: dict, probe_plan: list[int], *, exact: bool, factor: int):
-    """Run the statement with the smallest probe size first, growing it while fewer than k targets come back."""
-    k = common["k"]
-    rows: list[tuple[int, float]] = []
-    for probe_rows in probe_plan:
-        sql, params = similar_sql(exact=exact, **{**common, "candidate_factor": 1 if exact else factor},
-                                  probe_rows=probe_rows)
-        cursor.execute(sql, params)
-        rows = [(int(r[0]), float(r[1])) for r in cursor.fetchall()]
-        if len(rows) >= k:
-            break
-    return rows
+def _run(cursor, common: dict, probe_rows: int, *, exact: bool, factor: int) -> list[tuple[int, float]]:
+    """Run the grouped statement; (target id, distance) pairs, best first."""
+    sql, params = similar_sql(
+        exact=exact, **{**common, "candidate_factor": 1 if exact else factor}, probe_rows=probe_rows
+    )
+    cursor.execute(sql, params)
+    return [(int(r[0]), float(r[1])) for r in cursor.fetchall()]
 
 
 def _single_query(query_vectors, query_from) -> bool:
@@ -497,7 +476,7 @@ def _stream_snapshots(common: dict, *, rows_cap: int, factor: int) -> list[tuple
     sql, params = similar_sql(**common, probe_rows=rows_cap, candidate_factor=1, streamed=True)
     best: dict[int, float] = {}
     fetched, stop_at, size = 0, None, k * SNAPSHOT_ROWS_FIRST
-    with _server_cursor("lookbook_nearest_snapshots") as cursor:
+    with vector_cursor("lookbook_nearest_snapshots") as cursor:
         cursor.execute(sql, params)
         while True:
             batch = cursor.fetchmany(size)

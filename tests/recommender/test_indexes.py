@@ -9,12 +9,13 @@ from django.db import connection
 from recommender.indexes import vector_index_drop, vector_index_ensure, vector_index_names
 
 
-def index_defs(version) -> dict[str, tuple[str, bool]]:
+def index_defs(version=None, names=None) -> dict[str, tuple[str, bool]]:
+    """(definition, valid) of the version's indexes, or of the indexes ``names``."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i "
             "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = ANY(%s)",
-            [vector_index_names(model_version=version)],
+            [names if names is not None else vector_index_names(model_version=version)],
         )
         return {name: (definition, valid) for name, definition, valid in cursor.fetchall()}
 
@@ -139,20 +140,11 @@ def test_the_hourly_check_gives_a_grown_style_its_graph_on_the_active_version(ca
     vector_index_ensure(model_version=version)
     grown = f.make_style("Grown")
     name = style_index_name(TARGETS[0], version, grown.pk)
-    assert name not in index_defs_named(name)
+    assert index_defs(names=[name]) == {}
 
     for item in items[:25]:  # the style grows past the threshold after the version was indexed
         item.styles.add(grown)
     assert style_graphs_ensure() == {"version": version.pk}
 
-    assert index_defs_named(name)[name][1] is True
+    assert index_defs(names=[name])[name][1] is True
 
-
-def index_defs_named(name: str) -> dict[str, tuple[str, bool]]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i "
-            "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
-            [name],
-        )
-        return {n: (d, v) for n, d, v in cursor.fetchall()}
