@@ -105,12 +105,35 @@ def _ensure_database(host: str) -> None:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
 
+def _memory_bytes() -> int | None:
+    """This machine's memory, or the container's limit when that is lower."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total
+
+
+def default_shared_buffers() -> str:
+    """A quarter of the memory (PostgreSQL's usual advice), between 1 GB and 8 GB."""
+    memory = _memory_bytes()
+    megabytes = 1024 if memory is None else memory // 4 // 2**20
+    return f"{max(1024, min(8192, megabytes))}MB"
+
+
 def server_settings() -> dict[str, str]:
     """Server settings the embedded PostgreSQL runs with (the stock 128 MB of shared buffers is
-    far too small for the vector indexes: a 100k-item 1024-d HNSW graph alone is about 260 MB,
-    and a graph walk that misses shared buffers copies every page from the OS cache)."""
+    far too small for the vector indexes: at 100k items and 20k looks x 32 regions the two 1024-d
+    HNSW graphs are 0.26 GB and 1.7 GB, and a graph walk that misses shared buffers copies every
+    page from the OS cache)."""
     return {
-        "shared_buffers": env.get("LOOKBOOK_PG_SHARED_BUFFERS", "1GB"),
+        "shared_buffers": env.get("LOOKBOOK_PG_SHARED_BUFFERS", default_shared_buffers()),
         "maintenance_work_mem": env.get("LOOKBOOK_PG_MAINTENANCE_WORK_MEM", "1GB"),  # HNSW builds in memory
         "effective_cache_size": env.get("LOOKBOOK_PG_EFFECTIVE_CACHE_SIZE", "4GB"),
     }

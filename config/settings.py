@@ -269,6 +269,9 @@ RECOMMENDER_EXACT_BELOW_ROWS = env.get_int("RECOMMENDER_EXACT_BELOW_ROWS", 2000)
 # gets its own partial HNSW index there (recommender.indexes), built with the version's indexes.
 RECOMMENDER_STYLE_INDEX_MIN_ROWS = env.get_int("RECOMMENDER_STYLE_INDEX_MIN_ROWS", 2000)
 RECOMMENDER_STYLE_INDEX_MAX_SHARE = env.get_float("RECOMMENDER_STYLE_INDEX_MAX_SHARE", 0.5)
+# A one-style filter walking that style's own graph uses each direction's ef_search times this: the
+# style's rows are sparser, so a narrower walk finds the same nearest rows (docs/recommender.md).
+RECOMMENDER_EF_SEARCH_STYLE_FACTOR = env.get_float("RECOMMENDER_EF_SEARCH_STYLE_FACTOR", 0.4)
 
 # --- catalog (issue 3) ---
 # Thumbnails for lists and pages: JPEG, this many pixels wide (never enlarged).

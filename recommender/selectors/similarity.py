@@ -106,12 +106,15 @@ class SearchOptions:
     exact_below_rows: int = 0
     exact_fallback: bool = True
     ef_search_snapshots: int = 200  # item -> snapshots: the walk of the one probe
+    # Either walk on a style's own graph (a one-style filter): ef_search times this.
+    ef_search_style_factor: float = 1.0
 
     @classmethod
     def from_settings(cls, **overrides) -> SearchOptions:
         values = {
             "ef_search": settings.RECOMMENDER_EF_SEARCH,
             "ef_search_snapshots": settings.RECOMMENDER_EF_SEARCH_SNAPSHOTS,
+            "ef_search_style_factor": settings.RECOMMENDER_EF_SEARCH_STYLE_FACTOR,
             "iterative_scan": settings.RECOMMENDER_ITERATIVE_SCAN,
             "max_scan_tuples": settings.RECOMMENDER_MAX_SCAN_TUPLES,
             "exact_below_rows": settings.RECOMMENDER_EXACT_BELOW_ROWS,
@@ -423,20 +426,27 @@ def nearest_ids(
     # snapshots among k * regions region rows.
     probe_rows = k if kind == "item" else k * regions
     with transaction.atomic(), vector_cursor() as cursor:
-        # A streamed walk grows on demand (iterative scan), so ef_search stays as configured;
-        # without iterative scan the walk must be wide enough for every row it may have to return.
-        walk_rows = 0 if stream and options.iterative_scan != "off" else probe_rows * factor
         ef_search = options.ef_search if kind == "item" else options.ef_search_snapshots
-        _apply_options(cursor, options, ef_search, walk_rows)
         if filters.active and not exact and options.exact_below_rows > 0:
-            if _filtered_rows(cursor, kind, model_version, filters, exclude_ids, cap=options.exact_below_rows) < (
-                options.exact_below_rows
-            ):
+            rows_passing, style_graph = _filtered_rows(
+                cursor, kind, model_version, filters, exclude_ids, cap=options.exact_below_rows
+            )
+            if rows_passing < options.exact_below_rows:
                 exact, stream = True, False  # few rows pass the filters: scanning them exactly is cheaper
             else:
                 # Many rows pass: walk the graph (iterative scan). The planner's estimate of the
                 # filters is poor and it would otherwise often sort every filtered row exactly.
                 cursor.execute("SELECT set_config('enable_sort', 'off', true)")
+                if style_graph:
+                    # A style's own graph holds a fraction of the rows, and a query's nearest rows in
+                    # it are sparser: the walk keeps expanding rows about as far as its ef-th best,
+                    # so the full ef costs up to twice the whole graph's walk for no better answer
+                    # (docs/recommender.md, "Style graphs").
+                    ef_search = max(1, round(ef_search * options.ef_search_style_factor))
+        # A streamed walk grows on demand (iterative scan), so ef_search stays as configured;
+        # without iterative scan the walk must be wide enough for every row it may have to return.
+        walk_rows = 0 if stream and options.iterative_scan != "off" else probe_rows * factor
+        _apply_options(cursor, options, ef_search, walk_rows)
         if stream:
             rows = _stream_snapshots(common, rows_cap=probe_rows, factor=factor)
         else:
@@ -495,8 +505,11 @@ def _stream_snapshots(common: dict, *, rows_cap: int, factor: int) -> list[tuple
     return sorted(best.items(), key=lambda pair: (pair[1], pair[0]))[:k]
 
 
-def _filtered_rows(cursor, kind: Kind, model_version: ModelVersion, filters: Filters, exclude_ids, *, cap: int) -> int:
-    """How many of the version's embedding rows pass the filters, counting at most ``cap``.
+def _filtered_rows(
+    cursor, kind: Kind, model_version: ModelVersion, filters: Filters, exclude_ids, *, cap: int
+) -> tuple[int, bool]:
+    """How many of the version's embedding rows pass the filters, counting at most ``cap``, and
+    whether the search walks a style's own graph.
 
     A filter of one style alone that has its own graph for this version and table counts as
     ``cap`` without counting: such a style holds at least ``RECOMMENDER_STYLE_INDEX_MIN_ROWS``
@@ -512,10 +525,15 @@ def _filtered_rows(cursor, kind: Kind, model_version: ModelVersion, filters: Fil
             "EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
             "WHERE c.relname = %s AND i.indisvalid)"
         )
-        cursor.execute(f"SELECT CASE WHEN {has_graph} THEN {int(cap)} ELSE {count} END", [name, *params])
-    else:
-        cursor.execute(f"SELECT {count}", params)
-    return int(cursor.fetchone()[0])
+        cursor.execute(
+            f"WITH g AS (SELECT {has_graph} AS has_graph) "
+            f"SELECT g.has_graph, CASE WHEN g.has_graph THEN {int(cap)} ELSE {count} END FROM g",
+            [name, *params],
+        )
+        has, rows = cursor.fetchone()
+        return int(rows), bool(has)
+    cursor.execute(f"SELECT {count}", params)
+    return int(cursor.fetchone()[0]), False
 
 
 def _expand(

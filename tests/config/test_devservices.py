@@ -99,3 +99,16 @@ def test_the_embedded_postgres_runs_with_the_configured_server_settings(tmp_path
         assert shown()[0] == "176MB"
     finally:
         _devservices(var_dir, "stop").communicate(timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("memory", "expected"),
+    [(24 * 2**30, "6144MB"), (2 * 2**30, "1024MB"), (128 * 2**30, "8192MB"), (None, "1024MB")],
+)
+def test_shared_buffers_default_to_a_quarter_of_the_memory_within_bounds(monkeypatch, memory, expected):
+    from config import devservices
+
+    monkeypatch.delenv("LOOKBOOK_PG_SHARED_BUFFERS", raising=False)
+    monkeypatch.setattr(devservices, "_memory_bytes", lambda: memory)
+    assert devservices.default_shared_buffers() == expected
+    assert devservices.server_settings()["shared_buffers"] == expected

@@ -92,7 +92,8 @@ def test_a_style_with_enough_rows_gets_its_own_graph_and_a_one_style_filter_walk
     version = catalog_rows.version(dim=8)
     common, rare, most = f.make_style("Common"), f.make_style("Rare"), f.make_style("Most")
     items = (
-        catalog_rows.items(40, styles=[common]) + catalog_rows.items(10, styles=[rare])
+        catalog_rows.items(40, styles=[common])
+        + catalog_rows.items(10, styles=[rare])
         + catalog_rows.items(60, styles=[most])
     )
     catalog_rows.item_vectors(version, [(item, rng.normal(size=8)) for item in items])
@@ -113,9 +114,11 @@ def test_a_style_with_enough_rows_gets_its_own_graph_and_a_one_style_filter_walk
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert f"Index Scan using {style_index_name(TARGETS[0], version, common.pk)}" in plan, plan
     with vector_cursor() as cursor:  # its rows need no counting to choose the graph over an exact scan
-        counted = {style.pk: _filtered_rows(cursor, "item", version, Filters(style_ids=(style.pk,)), [], cap=1000)
-                   for style in (common, rare)}
-    assert counted == {common.pk: 1000, rare.pk: 10}
+        counted = {
+            style.pk: _filtered_rows(cursor, "item", version, Filters(style_ids=(style.pk,)), [], cap=1000)
+            for style in (common, rare)
+        }
+    assert counted == {common.pk: (1000, True), rare.pk: (10, False)}
     graph = nearest_ids(**kwargs)
     exact = nearest_ids(**kwargs, exact=True)
     assert [i for i, _ in graph] == [i for i, _ in exact]
@@ -125,6 +128,36 @@ def test_a_style_with_enough_rows_gets_its_own_graph_and_a_one_style_filter_walk
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE %s", [f"catalog_%_mv{version.pk}%"])
         assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.django_db
+def test_a_walk_on_a_style_graph_is_narrower_by_the_style_factor(catalog_rows, settings, rng):
+    from recommender.selectors import Filters, nearest_ids
+    from tests import factories as f
+
+    settings.RECOMMENDER_STYLE_INDEX_MIN_ROWS = 30
+    settings.RECOMMENDER_EXACT_BELOW_ROWS = 20
+    settings.RECOMMENDER_EF_SEARCH, settings.RECOMMENDER_EF_SEARCH_SNAPSHOTS = 50, 300
+    settings.RECOMMENDER_EF_SEARCH_STYLE_FACTOR = 0.4
+    version = catalog_rows.version(dim=8, max_regions=1)
+    common, other = f.make_style("Common"), f.make_style("Other")
+    items = catalog_rows.items(40, styles=[common]) + catalog_rows.items(40, styles=[other])
+    looks = catalog_rows.snapshots(40, styles=[common]) + catalog_rows.snapshots(40, styles=[other])
+    catalog_rows.item_vectors(version, [(item, rng.normal(size=8)) for item in items])
+    for look in looks:
+        catalog_rows.snapshot_vectors(version, look, rng.normal(size=(1, 8)))
+    vector_index_ensure(model_version=version)
+
+    def ef_used(kind, filters):
+        # The selector's SET LOCAL lasts until the test's own transaction ends.
+        nearest_ids(kind=kind, model_version=version, k=6, filters=filters, query_vectors=[rng.normal(size=8).tolist()])
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW hnsw.ef_search")
+            return int(cursor.fetchone()[0])
+
+    one_style, two_styles = Filters(style_ids=(common.pk,)), Filters(style_ids=(common.pk, other.pk))
+    assert [ef_used("item", flt) for flt in (Filters(), one_style, two_styles)] == [50, 20, 50]
+    assert [ef_used("snapshot", flt) for flt in (Filters(), one_style, two_styles)] == [300, 120, 300]
 
 
 @pytest.mark.django_db
@@ -147,4 +180,3 @@ def test_the_hourly_check_gives_a_grown_style_its_graph_on_the_active_version(ca
     assert style_graphs_ensure() == {"version": version.pk}
 
     assert index_defs(names=[name])[name][1] is True
-

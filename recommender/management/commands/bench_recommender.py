@@ -122,6 +122,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"settings: ef_search={settings.RECOMMENDER_EF_SEARCH} (snapshot -> items), "
             f"{settings.RECOMMENDER_EF_SEARCH_SNAPSHOTS} (item -> snapshots), "
+            f"x {settings.RECOMMENDER_EF_SEARCH_STYLE_FACTOR} on a style's own graph, "
             f"iterative_scan={settings.RECOMMENDER_ITERATIVE_SCAN}, "
             f"m={settings.RECOMMENDER_HNSW_M}, ef_construction={settings.RECOMMENDER_HNSW_EF_CONSTRUCTION} (items) / "
             f"{settings.RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS} (snapshot regions)"
