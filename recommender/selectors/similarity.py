@@ -441,7 +441,7 @@ def nearest_ids(
                     # A style's own graph holds a fraction of the rows, and a query's nearest rows in
                     # it are sparser: the walk keeps expanding rows about as far as its ef-th best,
                     # so the full ef costs up to twice the whole graph's walk for no better answer
-                    # (docs/recommender.md, "Style graphs").
+                    # (docs/recommender.md, "Style filters walk their own graph").
                     ef_search = max(1, round(ef_search * options.ef_search_style_factor))
         # A streamed walk grows on demand (iterative scan), so ef_search stays as configured;
         # without iterative scan the walk must be wide enough for every row it may have to return.
