@@ -85,12 +85,14 @@ def vector_index_names(*, model_version: ModelVersion) -> list[str]:
     return [f"{target.prefix}_{tag}_mv{int(model_version.pk)}" for target in TARGETS]
 
 
+# An index's validity by name (no row: no such index); one %s parameter. Also used inside the
+# selectors' statements (recommender.selectors.similarity._filtered_rows).
+INDEX_VALID_SQL = "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s"
+
+
 def _index_valid(cursor, name: str) -> bool | None:
     """True/False for an existing index's validity, None when it does not exist."""
-    cursor.execute(
-        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
-        [name],
-    )
+    cursor.execute(INDEX_VALID_SQL, [name])
     row = cursor.fetchone()
     return None if row is None else bool(row[0])
 

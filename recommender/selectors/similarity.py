@@ -46,7 +46,7 @@ from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
 from catalog.models import Item, ItemEmbedding, Snapshot, SnapshotEmbedding
-from recommender.indexes import TARGETS, index_precision, style_clause, style_index_name
+from recommender.indexes import INDEX_VALID_SQL, TARGETS, index_precision, style_clause, style_index_name
 from recommender.models import ModelVersion
 from recommender.selectors.filters import Filters
 
@@ -521,10 +521,7 @@ def _filtered_rows(
     count = f"(SELECT count(*) FROM (SELECT 1 FROM {table} e WHERE {where} LIMIT {int(cap)}) t)"
     if len(filters.style_ids) == 1 and not (filters.category_ids or filters.brand_ids):
         name = style_index_name(TARGETS[0 if kind == "item" else 1], model_version, filters.style_ids[0])
-        has_graph = (
-            "EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE c.relname = %s AND i.indisvalid)"
-        )
+        has_graph = f"EXISTS ({INDEX_VALID_SQL} AND i.indisvalid)"
         cursor.execute(
             f"WITH g AS (SELECT {has_graph} AS has_graph) "
             f"SELECT g.has_graph, CASE WHEN g.has_graph THEN {int(cap)} ELSE {count} END FROM g",
