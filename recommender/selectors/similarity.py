@@ -368,11 +368,13 @@ def similar_sql(
     return sql, params
 
 
-def _apply_options(cursor, options: SearchOptions, ef_search: int, per_probe: int) -> None:
+def _apply_options(cursor, options: SearchOptions, ef_search: int, per_probe: int, *, sort: bool = True) -> None:
+    """The search's settings for this transaction only (SET LOCAL), in one round trip; ``sort=False``
+    also keeps the planner from sorting rows exactly (``enable_sort``), otherwise left as it is."""
     ef_search = min(1000, max(int(ef_search), per_probe))
     cursor.execute(
         "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true), "
-        "set_config('hnsw.max_scan_tuples', %s, true)",
+        "set_config('hnsw.max_scan_tuples', %s, true)" + ("" if sort else ", set_config('enable_sort', 'off', true)"),
         [str(ef_search), options.iterative_scan, str(int(options.max_scan_tuples))],
     )
 
@@ -394,6 +396,28 @@ def nearest_ids(
     Settings are applied with ``set_config(..., is_local=true)`` (SET LOCAL) inside a
     transaction so they never leak to other queries on the pooled connection.
     """
+    hits = _nearest(
+        kind=kind, model_version=model_version, k=k, filters=filters, query_vectors=query_vectors,
+        query_from=query_from, exclude_ids=exclude_ids, options=options, exact=exact,
+    )
+    return [(target, dist) for target, dist, _ in hits]
+
+
+def _nearest(
+    *,
+    kind: Kind,
+    model_version: ModelVersion,
+    k: int,
+    filters: Filters,
+    query_vectors: Sequence[Sequence[float]] | None = None,
+    query_from: tuple[Kind, int] | None = None,
+    exclude_ids: Sequence[int] = (),
+    options: SearchOptions | None = None,
+    exact: bool = False,
+    hydrate: bool = False,
+) -> list[tuple[int, float, Item | Snapshot | None]]:
+    """:func:`nearest_ids` with, when ``hydrate``, each result's catalog row read by the same
+    statement where it can be (the grouped statement; not the item -> snapshots stream), else None."""
     if k < 1:
         raise ValueError("k must be at least 1")
     options = options or SearchOptions.from_settings()
@@ -427,6 +451,7 @@ def nearest_ids(
     probe_rows = k if kind == "item" else k * regions
     with transaction.atomic(), vector_cursor() as cursor:
         ef_search = options.ef_search if kind == "item" else options.ef_search_snapshots
+        sort = True
         if filters.active and not exact and options.exact_below_rows > 0:
             rows_passing, style_graph = _filtered_rows(
                 cursor, kind, model_version, filters, exclude_ids, cap=options.exact_below_rows
@@ -436,7 +461,7 @@ def nearest_ids(
             else:
                 # Many rows pass: walk the graph (iterative scan). The planner's estimate of the
                 # filters is poor and it would otherwise often sort every filtered row exactly.
-                cursor.execute("SELECT set_config('enable_sort', 'off', true)")
+                sort = False
                 if style_graph:
                     # A style's own graph holds a fraction of the rows, and a query's nearest rows in
                     # it are sparser: the walk keeps expanding rows about as far as its ef-th best,
@@ -446,26 +471,88 @@ def nearest_ids(
         # A streamed walk grows on demand (iterative scan), so ef_search stays as configured;
         # without iterative scan the walk must be wide enough for every row it may have to return.
         walk_rows = 0 if stream and options.iterative_scan != "off" else probe_rows * factor
-        _apply_options(cursor, options, ef_search, walk_rows)
+        _apply_options(cursor, options, ef_search, walk_rows, sort=sort)
         if stream:
-            rows = _stream_snapshots(common, rows_cap=probe_rows, factor=factor)
+            streamed = _stream_snapshots(common, rows_cap=probe_rows, factor=factor)
+            rows = [(target, dist, None) for target, dist in streamed]
         else:
-            rows = _run(cursor, common, probe_rows, exact=exact, factor=factor)
+            rows = _run(cursor, common, probe_rows, exact=exact, factor=factor, hydrate=hydrate)
         if len(rows) < k and not exact and options.exact_fallback:
             # The graph walk ended early (selective filter beyond max_scan_tuples, or few rows):
             # an exact scan of the filtered rows returns k whenever k rows match.
             cursor.execute("SELECT set_config('enable_sort', 'on', true)")
-            rows = _run(cursor, common, probe_rows, exact=True, factor=1)
+            rows = _run(cursor, common, probe_rows, exact=True, factor=1, hydrate=hydrate)
     return rows
 
 
-def _run(cursor, common: dict, probe_rows: int, *, exact: bool, factor: int) -> list[tuple[int, float]]:
-    """Run the grouped statement; (target id, distance) pairs, best first."""
+def _run(
+    cursor, common: dict, probe_rows: int, *, exact: bool, factor: int, hydrate: bool = False
+) -> list[tuple[int, float, Item | Snapshot | None]]:
+    """Run the grouped statement; (target id, distance, catalog row or None) triples, best first."""
     sql, params = similar_sql(
         exact=exact, **{**common, "candidate_factor": 1 if exact else factor}, probe_rows=probe_rows
     )
-    cursor.execute(sql, params)
-    return [(int(r[0]), float(r[1])) for r in cursor.fetchall()]
+    if not hydrate:
+        cursor.execute(sql, params)
+        return [(int(r[0]), float(r[1]), None) for r in cursor.fetchall()]
+    row_reader = _RowReader.of(common["kind"])
+    cursor.execute(row_reader.wrap(sql), params)
+    return [(int(r[0]), float(r[1]), row_reader.instance(r[2:])) for r in cursor.fetchall()]
+
+
+class _RowReader:
+    """Reads a result's catalog row (an item with its brand and category, as ``select_related``
+    would; a snapshot) in the search statement itself, instead of a second query.
+
+    The grouped statement becomes a CTE joined to the catalog tables; its order is kept. A
+    result whose catalog row is gone (deleted meanwhile) drops out, as it would from ``in_bulk``.
+    """
+
+    _cache: dict[str, _RowReader] = {}
+
+    def __init__(self, kind: Kind) -> None:
+        from catalog.models import Brand, Category
+
+        self.model = Item if kind == "item" else Snapshot
+        # (model, alias, join, the main model's foreign key field to it)
+        self.parts: list[tuple] = [(self.model, "t", None, None)]
+        if kind == "item":
+            self.parts += [
+                (Brand, "rb", f"LEFT JOIN {Brand._meta.db_table} rb ON rb.id = t.brand_id", "brand"),
+                (Category, "rc", f"LEFT JOIN {Category._meta.db_table} rc ON rc.id = t.category_id", "category"),
+            ]
+        self.columns = [
+            (model, [f.attname for f in model._meta.concrete_fields], alias) for model, alias, _, _ in self.parts
+        ]
+        select = ", ".join(
+            f'{alias}."{f.column}"' for model, alias, _, _ in self.parts for f in model._meta.concrete_fields
+        )
+        joins = " ".join(join for _, _, join, _ in self.parts if join)
+        self.template = (
+            "WITH r AS ({sql}) SELECT r.target_id, r.dist, " + select
+            + f" FROM r JOIN {self.model._meta.db_table} t ON t.id = r.target_id {joins} "
+            "ORDER BY r.dist, r.target_id"
+        )
+
+    @classmethod
+    def of(cls, kind: Kind) -> _RowReader:
+        if kind not in cls._cache:
+            cls._cache[kind] = cls(kind)
+        return cls._cache[kind]
+
+    def wrap(self, sql: str) -> str:
+        return self.template.replace("{sql}", sql, 1)
+
+    def instance(self, values: Sequence) -> Item | Snapshot:
+        start, objects = 0, []
+        for model, names, _ in self.columns:
+            chunk = values[start : start + len(names)]
+            start += len(names)
+            objects.append(None if chunk[0] is None else model.from_db(connection.alias, names, chunk))
+        main = objects[0]
+        for (_, _, _, field), related in zip(self.parts[1:], objects[1:], strict=True):
+            self.model._meta.get_field(field).set_cached_value(main, related)
+        return main
 
 
 def _single_query(query_vectors, query_from) -> bool:
@@ -570,10 +657,11 @@ def _search(
     exclude_ids: Sequence[int],
     expansion_n: int,
     options: SearchOptions | None,
-) -> list[tuple[int, float]]:
-    ids = nearest_ids(
+) -> list[tuple[int, float, Item | Snapshot]]:
+    """The k results with their catalog rows (read by the search statement itself where it can be)."""
+    ids = _nearest(
         kind=kind, model_version=model_version, k=k, filters=filters, query_vectors=query_vectors,
-        query_from=query_from, exclude_ids=exclude_ids, options=options,
+        query_from=query_from, exclude_ids=exclude_ids, options=options, hydrate=expansion_n <= 0,
     )
     if not ids and query_from is not None:
         model = ItemEmbedding if query_from[0] == "item" else SnapshotEmbedding
@@ -586,12 +674,18 @@ def _search(
             if query_vectors is not None
             else _stored_vectors(query_from[0], model_version, query_from[1])
         )
-        expanded = _expand(kind=kind, model_version=model_version, vectors=base, ids=ids, n=expansion_n)
-        ids = nearest_ids(
+        pairs = [(target, dist) for target, dist, _ in ids]
+        expanded = _expand(kind=kind, model_version=model_version, vectors=base, ids=pairs, n=expansion_n)
+        ids = _nearest(
             kind=kind, model_version=model_version, k=k, filters=filters, query_vectors=expanded.tolist(),
-            exclude_ids=exclude_ids, options=options,
+            exclude_ids=exclude_ids, options=options, hydrate=True,
         )
-    return ids
+    missing = [target for target, _, obj in ids if obj is None]
+    if missing:  # the item -> snapshots stream returns ids only
+        manager = Item.objects.select_related("brand", "category") if kind == "item" else Snapshot.objects
+        found = manager.in_bulk(missing)
+        ids = [(target, dist, obj if obj is not None else found.get(target)) for target, dist, obj in ids]
+    return [(target, dist, obj) for target, dist, obj in ids if obj is not None]
 
 
 def _check_vectors(vectors: Sequence[Sequence[float]], model_version: ModelVersion) -> None:
@@ -631,8 +725,7 @@ def item_list_for_snapshot(
         exclude_ids=exclude_ids,
         expansion_n=settings.RECOMMENDER_QUERY_EXPANSION_N if expansion_n is None else expansion_n, options=options,
     )
-    items = Item.objects.select_related("brand", "category").in_bulk([i for i, _ in ids])
-    return [ItemMatch(item=items[i], distance=d) for i, d in ids if i in items]
+    return [ItemMatch(item=item, distance=d) for _, d, item in ids]
 
 
 def snapshot_list_for_item(
@@ -661,5 +754,4 @@ def snapshot_list_for_item(
         query_vectors=vectors, query_from=None if item_id is None else ("item", item_id), exclude_ids=exclude_ids,
         expansion_n=settings.RECOMMENDER_QUERY_EXPANSION_N if expansion_n is None else expansion_n, options=options,
     )
-    snapshots = Snapshot.objects.in_bulk([i for i, _ in ids])
-    return [SnapshotMatch(snapshot=snapshots[i], distance=d) for i, d in ids if i in snapshots]
+    return [SnapshotMatch(snapshot=snapshot, distance=d) for _, d, snapshot in ids]

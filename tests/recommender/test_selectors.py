@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from recommender.indexes import vector_index_names
 from recommender.selectors import (
@@ -379,3 +380,46 @@ def test_filtered_queries_scan_few_rows_exactly_and_walk_the_graph_for_many(crow
     assert [i for i, _ in few_rows] == [i for i, _ in exact]
     assert [i for i, _ in graph] == [i for i, _ in exact]
     assert [d for _, d in graph] == pytest.approx([d for _, d in exact], abs=1e-6)
+
+
+def _field_values(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def test_results_come_with_their_catalog_rows_from_the_search_statement(reco_catalog):
+    from catalog.models import Item, Snapshot
+
+    version, look = reco_catalog["version"], reco_catalog["looks"][0]
+    Item.objects.filter(pk=reco_catalog["items"][20].pk).update(price="19.90", product_url="https://shop.example/x")
+
+    # snapshot -> items: two statements (the settings, then the search, which also reads each item's
+    # row with its brand and category) in one transaction (a savepoint here), none afterwards for them
+    with CaptureQueriesContext(connection) as captured:
+        matches = item_list_for_snapshot(snapshot_id=look.pk, k=24, model_version=version)
+        for match in matches:
+            _ = (match.item.brand, match.item.category)
+    statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) == 2 and statements[0].startswith("SELECT set_config(")
+    assert "catalog_brand" in statements[1] and "catalog_category" in statements[1]
+
+    assert len(matches) == 24
+    orm = Item.objects.select_related("brand", "category").in_bulk([m.item.pk for m in matches])
+    for match in matches:
+        assert _field_values(match.item) == _field_values(orm[match.item.pk])
+        assert match.item.brand == orm[match.item.pk].brand
+        assert match.item.category == orm[match.item.pk].category
+        if match.item.brand is not None:
+            assert _field_values(match.item.brand) == _field_values(orm[match.item.pk].brand)
+        assert match.item._state.adding is False and match.item._state.db == "default"
+    assert {m.item.brand.slug for m in matches if m.item.brand} == {"acme"}
+    assert {m.item.category.slug for m in matches if m.item.category} == {reco_catalog["shirts"].slug}
+    assert matches[0].item.created_at.tzinfo is not None
+
+    # item -> snapshots (read as a stream of ids) and several query vectors (the grouped statement) give
+    # the same rows the ORM does
+    looks = snapshot_list_for_item(item_id=reco_catalog["items"][0].pk, k=10, model_version=version)
+    uploaded = snapshot_list_for_item(vectors=[[1.0] * 8, [0.5, -1, 0, 0, 1, 0, 0, 2]], k=10, model_version=version)
+    for result in (looks, uploaded):
+        assert len(result) == 10
+        orm_looks = Snapshot.objects.in_bulk([m.snapshot.pk for m in result])
+        assert all(_field_values(m.snapshot) == _field_values(orm_looks[m.snapshot.pk]) for m in result)

@@ -78,6 +78,11 @@ class Command(BaseCommand):
         parser.add_argument("--queries", type=int, default=100, help="queries per measured case")
         parser.add_argument("--k", type=int, default=settings.RECOMMENDER_TOP_K)
         parser.add_argument(
+            "--warmup", type=int, default=100,
+            help="other queries run (and reported apart) before each measured setting, so that a setting is "
+            "measured on caches in the state a serving database keeps them in, not right after the index build",
+        )
+        parser.add_argument(
             "--ef-search", default=str(settings.RECOMMENDER_EF_SEARCH),
             help="comma-separated hnsw.ef_search values for snapshot -> items (default: the setting)",
         )
@@ -170,9 +175,11 @@ class Command(BaseCommand):
                 "catalog_itemembedding", "catalog_snapshotembedding", "catalog_item", "catalog_snapshot",
                 "catalog_item_styles", "catalog_snapshot_styles")])
         filtered = Filters(style_ids=(style.pk,))
-        # Measured queries, and as many others (up to 20) that only warm the caches before each setting,
-        # so that no setting is measured on a cold index and none on its own queries' pages.
-        warm = min(20, len(snapshots) - o["queries"], len(items) - o["queries"])
+        # Measured queries, and --warmup others that only warm the caches before each setting, so that
+        # no setting is measured on a cold index and none on its own queries' pages. Right after the build
+        # the indexes' pages are in shared buffers but few are in the CPU caches and the upper graph layers
+        # are not yet hot: the first ~50 queries run 30-50% slower (their figures are printed apart).
+        warm = min(o["warmup"], len(snapshots) - o["queries"], len(items) - o["queries"])
         looks = [int(x) for x in self.rng.choice(snapshots, size=o["queries"] + max(0, warm), replace=False)]
         picked = [int(x) for x in self.rng.choice(items, size=o["queries"] + max(0, warm), replace=False)]
         snapshot_queries, item_queries = looks[: o["queries"]], picked[: o["queries"]]
@@ -319,8 +326,15 @@ class Command(BaseCommand):
         rows = []
         for ef in ef_values:
             options = SearchOptions.from_settings(**{"ef_search" if kind == "item" else "ef_search_snapshots": ef})
+            warm_latencies = []
             for q in self.warm[kind] or queries[:5]:  # warm the caches (other queries)
+                started = time.perf_counter()
                 select(**{key: q}, k=k, filters=filters, model_version=version, options=options)
+                warm_latencies.append((time.perf_counter() - started) * 1000)
+            self.stdout.write(
+                f"  warm-up of {direction}, {label}, ef {ef}: {len(warm_latencies)} other queries, "
+                f"p50 {statistics.median(warm_latencies):.2f} / p95 {_percentile(warm_latencies, 95):.2f} ms"
+            )
             latencies, recalls = [], []
             for q in queries:
                 started = time.perf_counter()
