@@ -272,6 +272,9 @@ RECOMMENDER_STYLE_INDEX_MAX_SHARE = env.get_float("RECOMMENDER_STYLE_INDEX_MAX_S
 # A one-style filter walking that style's own graph uses each direction's ef_search times this: the
 # style's rows are sparser, so a narrower walk finds the same nearest rows (docs/recommender.md).
 RECOMMENDER_EF_SEARCH_STYLE_FACTOR = env.get_float("RECOMMENDER_EF_SEARCH_STYLE_FACTOR", 0.4)
+# Database connections one snapshot -> items search spreads its region probes over (the request's
+# own + helpers kept by each web process); 1 = one statement on the request's connection.
+RECOMMENDER_PROBE_CONNECTIONS = env.get_int("RECOMMENDER_PROBE_CONNECTIONS", 2)
 
 # --- catalog (issue 3) ---
 # Thumbnails for lists and pages: JPEG, this many pixels wide (never enlarged).

@@ -49,6 +49,17 @@ def _clean_test_media():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _probe_helpers_closed():
+    """The selectors' helper connections (recommender.selectors.fanout), opened by searches outside a
+    transaction (live-server and transactional tests), are closed after each test: an open one would
+    keep the test database from being dropped at the end."""
+    yield
+    from recommender.selectors.fanout import close_helpers
+
+    close_helpers()
+
+
 @pytest.fixture
 def celery_app_purged():
     """The Celery app with the test broker's queues emptied (before and after)."""

@@ -29,6 +29,7 @@ has one the planner walks a graph of its rows only instead of filtering the whol
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 import weakref
@@ -48,7 +49,10 @@ from psycopg.types import TypeInfo
 from catalog.models import Item, ItemEmbedding, Snapshot, SnapshotEmbedding
 from recommender.indexes import INDEX_VALID_SQL, TARGETS, index_precision, style_clause, style_index_name
 from recommender.models import ModelVersion
+from recommender.selectors import fanout
 from recommender.selectors.filters import Filters
+
+logger = logging.getLogger(__name__)
 
 Kind = Literal["item", "snapshot"]
 ITERATIVE_SCAN_MODES = ("off", "relaxed_order", "strict_order")
@@ -449,6 +453,9 @@ def _nearest(
     # Rows each probe fetches: k items per query region (exact, see the module docstring); k
     # snapshots among k * regions region rows.
     probe_rows = k if kind == "item" else k * regions
+    # Helper connections can take a share of the probes only when they can see every row this
+    # search may read, i.e. when the caller holds no transaction (and no uncommitted rows) of its own.
+    shares = _shares(common, model_version) if not stream and not connection.in_atomic_block else []
     with transaction.atomic(), vector_cursor() as cursor:
         ef_search = options.ef_search if kind == "item" else options.ef_search_snapshots
         sort = True
@@ -475,6 +482,9 @@ def _nearest(
         if stream:
             streamed = _stream_snapshots(common, rows_cap=probe_rows, factor=factor)
             rows = [(target, dist, None) for target, dist in streamed]
+        elif shares and not exact:
+            walk = (options, ef_search, walk_rows, sort)
+            rows = _run_shared(cursor, shares, walk, probe_rows, factor=factor, hydrate=hydrate)
         else:
             rows = _run(cursor, common, probe_rows, exact=exact, factor=factor, hydrate=hydrate)
         if len(rows) < k and not exact and options.exact_fallback:
@@ -498,6 +508,65 @@ def _run(
     row_reader = _RowReader.of(common["kind"])
     cursor.execute(row_reader.wrap(sql), params)
     return [(int(r[0]), float(r[1]), row_reader.instance(r[2:])) for r in cursor.fetchall()]
+
+
+def _shares(common: dict, model_version: ModelVersion) -> list[dict]:
+    """The search split into one share of its query vectors per connection (``RECOMMENDER_PROBE_CONNECTIONS``),
+    or [] when it is not split (one connection, or fewer than two query vectors)."""
+    parts = 1 + fanout.helpers_wanted()
+    if parts < 2:
+        return []
+    if common["query_vectors"] is not None:
+        vectors = list(common["query_vectors"])
+        if len(vectors) < 2:
+            return []
+        return [{**common, "query_vectors": vectors[i::parts]} for i in range(min(parts, len(vectors)))]
+    source_kind, _ = common["query_from"]
+    if source_kind != "snapshot":
+        return []
+    regions = common["query_regions"] or list(range(max(1, int(model_version.max_regions or 1))))
+    if len(regions) < 2:
+        return []
+    # Interleaved, so that each share holds whole-photo and close-up windows alike.
+    return [{**common, "query_regions": regions[i::parts]} for i in range(min(parts, len(regions)))]
+
+
+def _run_elsewhere(common: dict, walk: tuple, probe_rows: int, factor: int, hydrate: bool):
+    """One share of a search on a helper's connection: the same settings, its own short transaction."""
+    options, ef_search, walk_rows, sort = walk
+    with transaction.atomic(), vector_cursor() as cursor:
+        _apply_options(cursor, options, ef_search, walk_rows, sort=sort)
+        return _run(cursor, common, probe_rows, exact=False, factor=factor, hydrate=hydrate)
+
+
+def _run_shared(
+    cursor, shares: list[dict], walk: tuple, probe_rows: int, *, factor: int, hydrate: bool
+) -> list[tuple[int, float, Item | Snapshot | None]]:
+    """The grouped statement over each share of the query vectors, the first share here and the
+    others on helper connections at the same time, merged into the top k.
+
+    Exact: a target's best query vector lies in one share, and there it ranks among that
+    share's top k whenever it ranks among the overall top k (the same argument as for the
+    probes themselves, see the module docstring).
+    """
+    futures = fanout.submit_all(_run_elsewhere, [(share, walk, probe_rows, factor, hydrate) for share in shares[1:]])
+    parts = [_run(cursor, shares[0], probe_rows, exact=False, factor=factor, hydrate=hydrate)]
+    for share, future in zip(shares[1:], futures, strict=True):
+        rows = None
+        if future is not None:
+            try:
+                rows = future.result(timeout=settings.RECOMMENDER_QUERY_TIMEOUT_S)
+            except Exception:
+                logger.warning("a helper connection failed its share of a search; running it here", exc_info=True)
+        parts.append(rows if rows is not None else _run(cursor, share, probe_rows, exact=False, factor=factor,
+                                                         hydrate=hydrate))
+    best: dict[int, tuple[float, Item | Snapshot | None]] = {}
+    for rows in parts:
+        for target, dist, obj in rows:
+            if target not in best or dist < best[target][0]:
+                best[target] = (dist, obj if obj is not None else best.get(target, (0.0, None))[1])
+    k = shares[0]["k"]
+    return sorted(((t, d, o) for t, (d, o) in best.items()), key=lambda row: (row[1], row[0]))[:k]
 
 
 class _RowReader:

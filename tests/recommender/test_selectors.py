@@ -20,6 +20,7 @@ from recommender.selectors import (
     snapshot_list_for_item,
     vector_cursor,
 )
+from tests import factories as f
 from tests.recommender.conftest import unit
 
 pytestmark = pytest.mark.django_db
@@ -423,3 +424,82 @@ def test_results_come_with_their_catalog_rows_from_the_search_statement(reco_cat
         assert len(result) == 10
         orm_looks = Snapshot.objects.in_bulk([m.snapshot.pk for m in result])
         assert all(_field_values(m.snapshot) == _field_values(orm_looks[m.snapshot.pk]) for m in result)
+
+
+@pytest.fixture
+def split_searches(catalog_rows, rng, monkeypatch):
+    """A 3-region version (committed: a transactional test), and a count of the shares run on helpers."""
+    from recommender.selectors import similarity
+
+    version = catalog_rows.version(dim=8, max_regions=3)
+    items = catalog_rows.items(30, styles=[f.make_style("Street")]) + catalog_rows.items(30)
+    vectors = {item.pk: rng.normal(size=8).tolist() for item in items}
+    catalog_rows.item_vectors(version, [(item, vectors[item.pk]) for item in items])
+    look = catalog_rows.snapshots(1)[0]
+    regions = rng.normal(size=(3, 8)).tolist()
+    catalog_rows.snapshot_vectors(version, look, regions)
+    calls = []
+    real = similarity._run_elsewhere
+
+    def counted(common, *args):
+        calls.append(common)
+        return real(common, *args)
+
+    monkeypatch.setattr(similarity, "_run_elsewhere", counted)
+    return {"version": version, "look": look, "regions": regions, "vectors": vectors, "items": items, "calls": calls}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_search_outside_a_transaction_shares_its_probes_with_a_helper_connection(split_searches, settings):
+    s = split_searches
+    settings.RECOMMENDER_PROBE_CONNECTIONS = 2
+    street = {item.pk for item in s["items"][:30]}
+    graph_walk = SearchOptions.from_settings(exact_below_rows=0)
+
+    by_id = item_list_for_snapshot(snapshot_id=s["look"].pk, k=6, model_version=s["version"])
+    uploaded = item_list_for_snapshot(vectors=s["regions"], k=6, model_version=s["version"])
+    styled = item_list_for_snapshot(
+        snapshot_id=s["look"].pk, k=6, filters=filters_resolve(styles="street"), model_version=s["version"],
+        options=graph_walk,
+    )
+
+    assert [len(c["query_regions"] or c["query_vectors"]) for c in s["calls"]] == [1, 1, 1]  # 3 regions: 2 + 1
+    expected = brute_items(s["regions"], s["vectors"], 6)
+    assert [m.item.pk for m in by_id] == expected
+    assert [m.item.pk for m in uploaded] == expected
+    assert [m.item.pk for m in styled] == brute_items(s["regions"], {i: s["vectors"][i] for i in street}, 6)
+    assert all(m.item.name for m in by_id)  # rows read by either connection
+    distances = [m.distance for m in by_id]
+    assert distances == sorted(distances)
+
+    settings.RECOMMENDER_PROBE_CONNECTIONS = 1
+    assert [m.item.pk for m in item_list_for_snapshot(snapshot_id=s["look"].pk, model_version=s["version"])] == expected
+    assert len(s["calls"]) == 3  # not shared
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_helper_connection_costs_the_search_nothing_but_time(split_searches, settings, monkeypatch, caplog):
+    from django.db import OperationalError
+
+    from recommender.selectors import similarity
+
+    s = split_searches
+    settings.RECOMMENDER_PROBE_CONNECTIONS = 3
+
+    def broken(common, *args):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(similarity, "_run_elsewhere", broken)
+    matches = item_list_for_snapshot(snapshot_id=s["look"].pk, k=6, model_version=s["version"])
+
+    assert [m.item.pk for m in matches] == brute_items(s["regions"], s["vectors"], 6)
+    assert "running it here" in caplog.text
+
+
+def test_a_search_inside_the_callers_transaction_stays_on_its_connection(split_searches, settings):
+    # Rows written in this (test) transaction are invisible to any other connection.
+    s = split_searches
+    settings.RECOMMENDER_PROBE_CONNECTIONS = 2
+    matches = item_list_for_snapshot(snapshot_id=s["look"].pk, k=6, model_version=s["version"])
+    assert [m.item.pk for m in matches] == brute_items(s["regions"], s["vectors"], 6)
+    assert s["calls"] == []

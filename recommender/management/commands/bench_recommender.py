@@ -2,11 +2,15 @@
 
     python manage.py bench_recommender --items 100000 --snapshots 20000
 
-Everything runs in ONE database transaction that is rolled back at the end: the scratch
-model version, its catalog rows, vectors and HNSW indexes are never visible to other
-sessions and leave nothing behind (also on Ctrl-C or a crash). Vectors are clustered like
-real descriptors (items around garment "types"; a look's regions are overlapping windows over
-its 3-5 garments), L2-normalised.
+The scratch data (a model version of backbone "bench", its catalog rows, vectors and HNSW
+indexes) is committed, because the selectors share a search's probes with helper
+connections (``RECOMMENDER_PROBE_CONNECTIONS``), which see committed rows only, and is
+deleted at the end, also after an error or Ctrl-C; a run that was killed outright leaves it
+behind, and the next run deletes it first. Run it on a development database: while it runs,
+its rows are part of the catalog. ``--in-transaction`` keeps everything in one transaction
+that is rolled back instead (never visible to other sessions; searches then stay on one
+connection). Vectors are clustered like real descriptors (items around garment "types"; a
+look's regions are overlapping windows over its 3-5 garments), L2-normalised.
 
 Reported: selector p50/p95 latency (the full selector: settings, one SQL, hydration) with no
 filter and with a style filter matching ~10% of rows, the exact scan's latency, and
@@ -95,6 +99,10 @@ class Command(BaseCommand):
         parser.add_argument("--upload", default="", help="an image file: also time upload queries end to end")
         parser.add_argument("--upload-runs", type=int, default=30)
         parser.add_argument("--upload-only", action="store_true", help="skip the vector benchmark")
+        parser.add_argument(
+            "--in-transaction", action="store_true",
+            help="keep the scratch data in one rolled-back transaction (searches then use one connection)",
+        )
 
     def handle(self, *args, **opts):
         if opts["items"] < opts["k"] or opts["snapshots"] < opts["k"]:
@@ -107,12 +115,19 @@ class Command(BaseCommand):
                 raise CommandError("--upload-only needs --upload IMAGE")
             self._upload()
             return
-        try:
-            with transaction.atomic():
+        if opts["in_transaction"]:
+            try:
+                with transaction.atomic():
+                    self._run()
+                    raise _Rollback()
+            except _Rollback:
+                self.stdout.write("scratch data rolled back: nothing was left in the database")
+        else:
+            self._remove_scratch()  # left by a run that was killed
+            try:
                 self._run()
-                raise _Rollback()
-        except _Rollback:
-            self.stdout.write("scratch data rolled back: nothing was left in the database")
+            finally:
+                self._timed("deleting the scratch data", self._remove_scratch)
         if opts["upload"]:
             self._upload()
 
@@ -130,7 +145,8 @@ class Command(BaseCommand):
             f"x {settings.RECOMMENDER_EF_SEARCH_STYLE_FACTOR} on a style's own graph, "
             f"iterative_scan={settings.RECOMMENDER_ITERATIVE_SCAN}, "
             f"m={settings.RECOMMENDER_HNSW_M}, ef_construction={settings.RECOMMENDER_HNSW_EF_CONSTRUCTION} (items) / "
-            f"{settings.RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS} (snapshot regions)"
+            f"{settings.RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS} (snapshot regions), "
+            f"probe connections={1 if self.opts['in_transaction'] else settings.RECOMMENDER_PROBE_CONNECTIONS}"
         )
 
     def _unit(self, x: np.ndarray) -> np.ndarray:
@@ -150,7 +166,10 @@ class Command(BaseCommand):
             f"{o['clusters']} clusters, k={o['k']}, {o['queries']} queries per case"
         )
         with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [o["maintenance_work_mem"]])
+            # For this transaction, or (committed runs) for this session.
+            cursor.execute(
+                "SELECT set_config('maintenance_work_mem', %s, %s)", [o["maintenance_work_mem"], o["in_transaction"]]
+            )
         shipped = ModelConfig()
         config = {"regions": shipped.regions} if regions == shipped.max_regions else {}
         version = ModelVersion.objects.create(
@@ -164,16 +183,26 @@ class Command(BaseCommand):
             f"(RECOMMENDER_SNAPSHOT_QUERY_REGIONS={settings.RECOMMENDER_SNAPSHOT_QUERY_REGIONS!r})"
         )
         centers = self._unit(self.rng.normal(size=(o["clusters"], dim)))
-        self.stdout.write("filling (one transaction, rolled back at the end):")
+        self.stdout.write(
+            "filling (one transaction, rolled back at the end):" if o["in_transaction"]
+            else "filling (committed; deleted at the end):"
+        )
         items, item_clusters = self._timed("items + vectors", lambda: self._fill_items(version, centers))
         snapshots = self._timed("snapshots + region vectors", lambda: self._fill_snapshots(version, centers))
         style = Style.objects.create(name=f"Bench 10% {version.pk}", slug=f"bench-10pct-{version.pk}")
         self._timed("style on 10% of items and snapshots", lambda: self._tag(style, items, snapshots))
+        tables = (
+            "catalog_itemembedding", "catalog_snapshotembedding", "catalog_item", "catalog_snapshot",
+            "catalog_item_styles", "catalog_snapshot_styles",
+        )
+        if not o["in_transaction"]:
+            # Committed rows would soon get autovacuum's attention, in the middle of the measurements
+            # (tagging rewrote 10% of the vector rows): vacuum now, before the graphs exist.
+            with connection.cursor() as cursor:
+                self._timed("VACUUM ANALYZE", lambda: [cursor.execute(f"VACUUM (ANALYZE) {t}") for t in tables])
         self._timed("HNSW indexes", lambda: vector_index_ensure(model_version=version, concurrently=False))
         with connection.cursor() as cursor:
-            self._timed("ANALYZE", lambda: [cursor.execute(f"ANALYZE {t}") for t in (
-                "catalog_itemembedding", "catalog_snapshotembedding", "catalog_item", "catalog_snapshot",
-                "catalog_item_styles", "catalog_snapshot_styles")])
+            self._timed("ANALYZE", lambda: [cursor.execute(f"ANALYZE {t}") for t in tables])
         filtered = Filters(style_ids=(style.pk,))
         # Measured queries, and --warmup others that only warm the caches before each setting, so that
         # no setting is measured on a cold index and none on its own queries' pages. Right after the build
@@ -217,6 +246,31 @@ class Command(BaseCommand):
             )
         with open("/proc/loadavg") as handle:
             self.stdout.write(f"load average at the end (1, 5, 15 min): {' '.join(handle.read().split()[:3])}")
+
+    def _remove_scratch(self) -> None:
+        """Delete every scratch version (backbone "bench") with its indexes, rows and catalog rows."""
+        from recommender.indexes import vector_index_drop
+
+        for version in ModelVersion.objects.filter(backbone="bench"):
+            vector_index_drop(model_version=version)
+            pk = int(version.pk)
+            owned = {"item": f"bench-{pk}-i%", "snapshot": f"bench-{pk}-s%"}
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("DELETE FROM catalog_itemembedding WHERE model_version_id = %s", [pk])
+                cursor.execute("DELETE FROM catalog_snapshotembedding WHERE model_version_id = %s", [pk])
+                for kind, pattern in owned.items():
+                    table = f"catalog_{kind}"
+                    for child in (f"{table}_styles", "catalog_postitem", *(
+                        ("catalog_snapshot_brands", "catalog_snapshot_tags") if kind == "snapshot" else ()
+                    )):
+                        cursor.execute(
+                            f"DELETE FROM {child} WHERE {kind}_id IN "
+                            f"(SELECT id FROM {table} WHERE content_hash LIKE %s)",
+                            [pattern],
+                        )
+                    cursor.execute(f"DELETE FROM {table} WHERE content_hash LIKE %s", [pattern])
+                Style.objects.filter(slug=f"bench-10pct-{pk}").delete()
+                version.delete()
 
     @staticmethod
     def _met(row: dict) -> bool:
