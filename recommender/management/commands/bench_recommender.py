@@ -63,6 +63,10 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+WARM_ROUNDS = 8  # at most this many warm-up rounds per measured setting
+WARM_STABLE = 0.1  # warm-up ends when a round's p50 is within this share of the previous round's
+
+
 def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
@@ -83,8 +87,10 @@ class Command(BaseCommand):
         parser.add_argument("--k", type=int, default=settings.RECOMMENDER_TOP_K)
         parser.add_argument(
             "--warmup", type=int, default=100,
-            help="other queries run (and reported apart) before each measured setting, so that a setting is "
-            "measured on caches in the state a serving database keeps them in, not right after the index build",
+            help="other queries per warm-up round before each measured setting (rounds go on, fresh queries each, "
+            f"until a round's p50 is within {WARM_STABLE:.0%} of the one before, at most {WARM_ROUNDS} rounds), so "
+            "that a setting is measured on caches in the state a serving database keeps them in, not right "
+            "after the index build; the rounds' figures are printed",
         )
         parser.add_argument(
             "--ef-search", default=str(settings.RECOMMENDER_EF_SEARCH),
@@ -204,11 +210,12 @@ class Command(BaseCommand):
         with connection.cursor() as cursor:
             self._timed("ANALYZE", lambda: [cursor.execute(f"ANALYZE {t}") for t in tables])
         filtered = Filters(style_ids=(style.pk,))
-        # Measured queries, and --warmup others that only warm the caches before each setting, so that
-        # no setting is measured on a cold index and none on its own queries' pages. Right after the build
-        # the indexes' pages are in shared buffers but few are in the CPU caches and the upper graph layers
-        # are not yet hot: the first ~50 queries run 30-50% slower (their figures are printed apart).
-        warm = min(o["warmup"], len(snapshots) - o["queries"], len(items) - o["queries"])
+        # Measured queries, and others that only warm the caches before each setting, so that no setting
+        # is measured on a cold index and none on its own queries' pages. The graphs are written around
+        # shared buffers when built (and COPY and VACUUM use small rings), so right after the build the
+        # first queries read graph and heap pages from the operating system one by one: the first hundred
+        # item -> snapshots queries ran at 2-4x their steady latency. Warm-up rounds are printed.
+        warm = min(o["warmup"] * WARM_ROUNDS, len(snapshots) - o["queries"], len(items) - o["queries"])
         looks = [int(x) for x in self.rng.choice(snapshots, size=o["queries"] + max(0, warm), replace=False)]
         picked = [int(x) for x in self.rng.choice(items, size=o["queries"] + max(0, warm), replace=False)]
         snapshot_queries, item_queries = looks[: o["queries"]], picked[: o["queries"]]
@@ -380,14 +387,19 @@ class Command(BaseCommand):
         rows = []
         for ef in ef_values:
             options = SearchOptions.from_settings(**{"ef_search" if kind == "item" else "ef_search_snapshots": ef})
-            warm_latencies = []
-            for q in self.warm[kind] or queries[:5]:  # warm the caches (other queries)
-                started = time.perf_counter()
-                select(**{key: q}, k=k, filters=filters, model_version=version, options=options)
-                warm_latencies.append((time.perf_counter() - started) * 1000)
+            pool, size, rounds = self.warm[kind] or queries[:5], max(1, self.opts["warmup"]), []
+            for start in range(0, len(pool), size):  # warm the caches (other queries, fresh ones each round)
+                warm_latencies = []
+                for q in pool[start : start + size]:
+                    started = time.perf_counter()
+                    select(**{key: q}, k=k, filters=filters, model_version=version, options=options)
+                    warm_latencies.append((time.perf_counter() - started) * 1000)
+                rounds.append(statistics.median(warm_latencies))
+                if len(rounds) >= 2 and abs(rounds[-1] - rounds[-2]) <= WARM_STABLE * rounds[-2]:
+                    break
             self.stdout.write(
-                f"  warm-up of {direction}, {label}, ef {ef}: {len(warm_latencies)} other queries, "
-                f"p50 {statistics.median(warm_latencies):.2f} / p95 {_percentile(warm_latencies, 95):.2f} ms"
+                f"  warm-up of {direction}, {label}, ef {ef}: {len(rounds)} round(s) of up to {size} other queries, "
+                f"p50 per round {', '.join(f'{r:.2f}' for r in rounds)} ms"
             )
             latencies, recalls = [], []
             for q in queries:
