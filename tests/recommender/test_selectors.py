@@ -496,6 +496,21 @@ def test_a_failing_helper_connection_costs_the_search_nothing_but_time(split_sea
     assert "running it here" in caplog.text
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_helper_is_not_waited_for(split_searches, settings):
+    from recommender.selectors import fanout
+
+    s = split_searches
+    settings.RECOMMENDER_PROBE_CONNECTIONS = 2
+    item_list_for_snapshot(snapshot_id=s["look"].pk, k=6, model_version=s["version"])  # creates the helper
+    assert len(s["calls"]) == 1
+    helper = fanout._helpers[0]
+    with helper.busy:  # another search holds it
+        matches = item_list_for_snapshot(snapshot_id=s["look"].pk, k=6, model_version=s["version"])
+    assert len(s["calls"]) == 1
+    assert [m.item.pk for m in matches] == brute_items(s["regions"], s["vectors"], 6)
+
+
 def test_a_search_inside_the_callers_transaction_stays_on_its_connection(split_searches, settings):
     # Rows written in this (test) transaction are invisible to any other connection.
     s = split_searches
