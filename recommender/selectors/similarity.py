@@ -25,6 +25,12 @@ matching vector rows are ranked by an exact scan straight away (cheaper than wal
 graph, and exact); more, by the graph walk. A one-style filter is also written as the
 predicate of that style's own partial index (``recommender.indexes``), so when the style
 has one the planner walks a graph of its rows only instead of filtering the whole graph.
+
+The grouped statement also reads each result's catalog row (an item with its brand and
+category), so a recommendation is one statement after the settings. Outside a caller's
+transaction, a search with several query vectors (snapshot -> items) splits them over
+``RECOMMENDER_PROBE_CONNECTIONS`` connections that run the same statement on their share at
+the same time (``recommender.selectors.fanout``); the shares' top k are merged, exactly.
 """
 
 from __future__ import annotations
