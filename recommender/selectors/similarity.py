@@ -461,7 +461,8 @@ def _nearest(
     probe_rows = k if kind == "item" else k * regions
     # Helper connections can take a share of the probes only when they can see every row this
     # search may read, i.e. when the caller holds no transaction (and no uncommitted rows) of its own.
-    shares = _shares(common, model_version) if not stream and not connection.in_atomic_block else []
+    outside = not connection.in_atomic_block and connection.get_autocommit()
+    shares = _shares(common, model_version) if outside and not stream else []
     with transaction.atomic(), vector_cursor() as cursor:
         ef_search = options.ef_search if kind == "item" else options.ef_search_snapshots
         sort = True

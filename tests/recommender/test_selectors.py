@@ -511,6 +511,20 @@ def test_a_busy_helper_is_not_waited_for(split_searches, settings):
     assert [m.item.pk for m in matches] == brute_items(s["regions"], s["vectors"], 6)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_caller_with_autocommit_off_keeps_the_search_on_its_connection(split_searches, settings):
+    s = split_searches
+    settings.RECOMMENDER_PROBE_CONNECTIONS = 2
+    transaction.set_autocommit(False)  # a transaction opened without atomic(): it may hold uncommitted rows
+    try:
+        matches = item_list_for_snapshot(snapshot_id=s["look"].pk, k=6, model_version=s["version"])
+    finally:
+        transaction.rollback()
+        transaction.set_autocommit(True)
+    assert [m.item.pk for m in matches] == brute_items(s["regions"], s["vectors"], 6)
+    assert s["calls"] == []
+
+
 def test_a_search_inside_the_callers_transaction_stays_on_its_connection(split_searches, settings):
     # Rows written in this (test) transaction are invisible to any other connection.
     s = split_searches
