@@ -14,12 +14,12 @@ searches at once) is not waited for: the caller runs that share itself. A helper
 statement fails closes its connection (the next use reconnects) and the caller reruns the share.
 
 The helpers see committed rows only, so the selectors split a search only when the caller is
-not inside a transaction of its own (which may hold rows no other connection can see).
+not inside a transaction of its own, atomic or with autocommit off (it may hold rows no other
+connection can see).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -27,8 +27,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import connection
-
-logger = logging.getLogger(__name__)
 
 
 class _Helper:
