@@ -571,7 +571,7 @@ def _run_shared(
     for rows in parts:
         for target, dist, obj in rows:
             if target not in best or dist < best[target][0]:
-                best[target] = (dist, obj if obj is not None else best.get(target, (0.0, None))[1])
+                best[target] = (dist, obj)  # every share reads rows, or none does (same hydrate)
     k = shares[0]["k"]
     return sorted(((t, d, o) for t, (d, o) in best.items()), key=lambda row: (row[1], row[0]))[:k]
 
@@ -584,30 +584,26 @@ class _RowReader:
     result whose catalog row is gone (deleted meanwhile) drops out, as it would from ``in_bulk``.
     """
 
+    RELATED = {"item": ("brand", "category"), "snapshot": ()}  # read with the row, like select_related
     _cache: dict[str, _RowReader] = {}
 
     def __init__(self, kind: Kind) -> None:
-        from catalog.models import Brand, Category
-
         self.model = Item if kind == "item" else Snapshot
-        # (model, alias, join, the main model's foreign key field to it)
-        self.parts: list[tuple] = [(self.model, "t", None, None)]
-        if kind == "item":
-            self.parts += [
-                (Brand, "rb", f"LEFT JOIN {Brand._meta.db_table} rb ON rb.id = t.brand_id", "brand"),
-                (Category, "rc", f"LEFT JOIN {Category._meta.db_table} rc ON rc.id = t.category_id", "category"),
-            ]
-        self.columns = [
-            (model, [f.attname for f in model._meta.concrete_fields], alias) for model, alias, _, _ in self.parts
-        ]
-        select = ", ".join(
-            f'{alias}."{f.column}"' for model, alias, _, _ in self.parts for f in model._meta.concrete_fields
-        )
-        joins = " ".join(join for _, _, join, _ in self.parts if join)
+        table = self.model._meta.db_table
+        # (model, its field names in column order, the main model's foreign key to it or None)
+        self.parts = [(self.model, None)]
+        selects, joins = [], []
+        for n, name in enumerate(self.RELATED[kind]):
+            field = self.model._meta.get_field(name)
+            related = field.related_model
+            self.parts.append((related, field))
+            joins.append(f"LEFT JOIN {related._meta.db_table} r{n} ON r{n}.id = t.{field.column}")
+        self.parts = [(model, [f.attname for f in model._meta.concrete_fields], fk) for model, fk in self.parts]
+        for alias, (model, _, _) in zip(["t", *(f"r{n}" for n in range(len(joins)))], self.parts, strict=True):
+            selects += [f'{alias}."{f.column}"' for f in model._meta.concrete_fields]
         self.template = (
-            "WITH r AS ({sql}) SELECT r.target_id, r.dist, " + select
-            + f" FROM r JOIN {self.model._meta.db_table} t ON t.id = r.target_id {joins} "
-            "ORDER BY r.dist, r.target_id"
+            f"WITH r AS ({{sql}}) SELECT r.target_id, r.dist, {', '.join(selects)} "
+            f"FROM r JOIN {table} t ON t.id = r.target_id {' '.join(joins)} ORDER BY r.dist, r.target_id"
         )
 
     @classmethod
@@ -620,14 +616,15 @@ class _RowReader:
         return self.template.replace("{sql}", sql, 1)
 
     def instance(self, values: Sequence) -> Item | Snapshot:
-        start, objects = 0, []
-        for model, names, _ in self.columns:
+        start, main = 0, None
+        for model, names, fk in self.parts:
             chunk = values[start : start + len(names)]
             start += len(names)
-            objects.append(None if chunk[0] is None else model.from_db(connection.alias, names, chunk))
-        main = objects[0]
-        for (_, _, _, field), related in zip(self.parts[1:], objects[1:], strict=True):
-            self.model._meta.get_field(field).set_cached_value(main, related)
+            obj = None if chunk[0] is None else model.from_db(connection.alias, names, chunk)
+            if fk is None:
+                main = obj
+            else:
+                fk.set_cached_value(main, obj)
         return main
 
 
@@ -758,8 +755,9 @@ def _search(
         )
     missing = [target for target, _, obj in ids if obj is None]
     if missing:  # the item -> snapshots stream returns ids only
-        manager = Item.objects.select_related("brand", "category") if kind == "item" else Snapshot.objects
-        found = manager.in_bulk(missing)
+        related = _RowReader.RELATED[kind]
+        rows = (Item if kind == "item" else Snapshot).objects
+        found = (rows.select_related(*related) if related else rows).in_bulk(missing)
         ids = [(target, dist, obj if obj is not None else found.get(target)) for target, dist, obj in ids]
     return [(target, dist, obj) for target, dist, obj in ids if obj is not None]
 
