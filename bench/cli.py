@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 import time
-import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -117,41 +116,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _guard(ctx, name: str, fn) -> bool:
-    """Run one part; a failure is logged and reported, and the run goes on. Returns whether it succeeded."""
-    try:
-        fn()
-        return True
-    except Exception as exc:  # noqa: BLE001 - one failed part must not lose the rest of the report
-        ctx.log(f"{name} failed: {exc}\n{traceback.format_exc()}")
-        ctx.report.failed(name, f"{type(exc).__name__}: {str(exc)[:600]}")
-        return False
-
-
 def _run_parts(ctx, parts: set[str], *, arcface, triplet) -> None:
     from bench import env
 
     if parts & {"quality", "serving"}:
         from bench import quality
 
-        _guard(ctx, "models", lambda: quality.prepare_models(ctx, arcface=arcface, triplet=triplet))
+        ctx.guard("models", lambda: quality.prepare_models(ctx, arcface=arcface, triplet=triplet))
     if "quality" in parts and ctx.models:
-        _guard(ctx, "1. Quality / 1b. Breakdown / 3. Pictures", lambda: quality.run(ctx))
+        ctx.guard("1. Quality / 1b. Breakdown / 3. Pictures", lambda: quality.run(ctx))
     if "training" in parts:
         from bench import training
 
-        _guard(ctx, "2e. Training time per epoch", lambda: training.run(ctx))
+        ctx.guard("2e. Training time per epoch", lambda: training.run(ctx))
     if parts & {"serving", "scale"}:
-        if not _guard(ctx, "scratch services", lambda: env.setup_django(ctx)):
+        if not ctx.guard("scratch services", lambda: env.setup_django(ctx)):
             return
         if "serving" in parts and ctx.models:
             from bench import serve
 
-            _guard(ctx, "2a/2c/2d. Serving", lambda: serve.run(ctx))
+            ctx.guard("2a/2c/2d. Serving", lambda: serve.run(ctx))
         if "scale" in parts:
             from bench import scale
 
-            _guard(ctx, "2b. Selectors at scale", lambda: scale.run(ctx))
+            ctx.guard("2b. Selectors at scale", lambda: scale.run(ctx))
     for part in sorted({"quality", "training", "serving", "scale"} - parts):
         ctx.report.not_produced(f"part '{part}'", "skipped by --only")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +48,19 @@ class Context:
                 self.log(f"{label}: {100 * fraction:5.1f}% {message}")
 
         return report
+
+    def guard(self, name: str, fn: Callable[[], object]) -> bool:
+        """Run one part or measurement; a failure is logged and reported, and the run goes on.
+
+        Returns whether it succeeded.
+        """
+        try:
+            fn()
+            return True
+        except Exception as exc:  # noqa: BLE001 - one failed part must not lose the rest of the report
+            self.log(f"{name} failed: {exc}\n{traceback.format_exc()}")
+            self.report.failed(name, f"{type(exc).__name__}: {str(exc)[:600]}")
+            return False
 
     def serving_model(self) -> tuple[str, Path]:
         """The model the scratch catalog serves: the trained ArcFace one if there is one, else off-the-shelf."""
