@@ -13,7 +13,8 @@ def _compose() -> dict:
 
 
 def _settings_env_names() -> set[str]:
-    source = "".join((ROOT / "config" / name).read_text() for name in ("settings.py", "env.py", "devservices.py"))
+    modules = [*sorted((ROOT / "config" / "settings").glob("*.py")), ROOT / "config" / "env.py"]
+    source = "".join(path.read_text() for path in [*modules, ROOT / "config" / "devservices.py"])
     names = set(re.findall(r'env\.(?:get|get_bool|get_int|get_float|get_list|require)\("([A-Z0-9_]+)"', source))
     return names | {"DJANGO_SETTINGS_MODULE", "LOOKBOOK_NO_DEVSERVICES", "LOOKBOOK_VAR_DIR"}
 

@@ -48,5 +48,13 @@ def test_check_deploy_is_clean_for_production_settings():
 def test_psycopg_prepared_statements_are_disabled():
     from django.conf import settings
 
-    # Cached server-side plans would keep stale hnsw.* session settings (see config/settings.py).
+    # Cached server-side plans would keep stale hnsw.* session settings (see config/settings/database.py).
     assert settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"] is None
+
+
+def test_settings_read_the_environment_only_through_config_env():
+    modules = sorted((ROOT / "config" / "settings").glob("*.py"))
+    assert len(modules) > 1, "the settings are a package of one module per concern"
+    for path in modules:
+        source = path.read_text()
+        assert "os.environ" not in source and "getenv" not in source, path.name

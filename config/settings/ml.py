@@ -1,0 +1,25 @@
+"""The model (ML_), as the workers use the pure ml package: artifacts, backbone, batches, training
+and promotion. ml itself reads no settings; workers/ passes these in."""
+
+from pathlib import Path
+
+from config import env
+from config.settings.base import VAR_DIR
+
+# Model versions' artifacts, and downloaded backbone weights.
+ML_ARTIFACTS_DIR = Path(env.get("ML_ARTIFACTS_DIR", str(VAR_DIR / "models")))
+ML_CACHE_DIR = Path(env.get("ML_CACHE_DIR", str(VAR_DIR / "ml-cache")))
+# Backbone of the off-the-shelf model a fresh install starts with.
+ML_BACKBONE = env.get("ML_BACKBONE", "efficientnet_lite2")
+# Images per model call.
+ML_EMBED_BATCH_SIZE = env.get_int("ML_EMBED_BATCH_SIZE", 16)
+# The nightly retrain check trains only after this many new posts.
+ML_RETRAIN_MIN_NEW_POSTS = env.get_int("ML_RETRAIN_MIN_NEW_POSTS", 50)
+# Share of posts held out for evaluation (chosen by hashing the post id, so the split is stable).
+ML_HELDOUT_SHARE = env.get_float("ML_HELDOUT_SHARE", 0.2)
+# Promote a trained version only if it beats the active one on this held-out metric by more than the gain.
+ML_PROMOTION_METRIC = env.get("ML_PROMOTION_METRIC", "s2i_map21_seed")
+ML_PROMOTION_MIN_GAIN = env.get_float("ML_PROMOTION_MIN_GAIN", 0.0)
+# Training epochs (0: the ml trainer's default) and item input size (0: the backbone's default).
+ML_TRAIN_EPOCHS = env.get_int("ML_TRAIN_EPOCHS", 0)
+ML_TRAIN_IMAGE_SIZE = env.get_int("ML_TRAIN_IMAGE_SIZE", 0)

@@ -1,0 +1,58 @@
+"""The recommender app (RECOMMENDER_): result counts, HNSW index builds and searches, uploads.
+
+Why each default was chosen, with the measurements, is in docs/recommender.md.
+"""
+
+from config import env
+
+# Results per recommendation, and the largest k the API accepts.
+RECOMMENDER_TOP_K = env.get_int("RECOMMENDER_TOP_K", 6)
+RECOMMENDER_MAX_K = env.get_int("RECOMMENDER_MAX_K", 50)
+
+# --- Index builds (recommender.indexes) ---------------------------------------
+
+# HNSW build parameters for each model version's partial index.
+RECOMMENDER_HNSW_M = env.get_int("RECOMMENDER_HNSW_M", 16)
+# The snapshot regions' index needs the better graph (overlapping windows), the item index the faster one.
+RECOMMENDER_HNSW_EF_CONSTRUCTION = env.get_int("RECOMMENDER_HNSW_EF_CONSTRUCTION", 64)
+RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS = env.get_int("RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS", 128)
+# "halfvec" (16-bit graph: smaller and faster to search, up to 4,000 dims) or "vector" (full
+# precision, up to 2,000 dims).
+RECOMMENDER_INDEX_PRECISION = env.get("RECOMMENDER_INDEX_PRECISION", "halfvec")
+# A style with at least this many of a version's rows in a table, and at most this share of them,
+# gets its own partial HNSW index there, built with the version's indexes.
+RECOMMENDER_STYLE_INDEX_MIN_ROWS = env.get_int("RECOMMENDER_STYLE_INDEX_MIN_ROWS", 2000)
+RECOMMENDER_STYLE_INDEX_MAX_SHARE = env.get_float("RECOMMENDER_STYLE_INDEX_MAX_SHARE", 0.5)
+
+# --- Searches (recommender.selectors) -----------------------------------------
+
+# hnsw.ef_search of each region probe of snapshot -> items, and of the one probe of item ->
+# snapshots, which walks wider: a look's many regions crowd around an item.
+RECOMMENDER_EF_SEARCH = env.get_int("RECOMMENDER_EF_SEARCH", 40)
+RECOMMENDER_EF_SEARCH_SNAPSHOTS = env.get_int("RECOMMENDER_EF_SEARCH_SNAPSHOTS", 200)
+# A one-style filter walking that style's own graph uses each direction's ef_search times this: the
+# style's rows are sparser, so a narrower walk finds the same nearest rows.
+RECOMMENDER_EF_SEARCH_STYLE_FACTOR = env.get_float("RECOMMENDER_EF_SEARCH_STYLE_FACTOR", 0.4)
+# pgvector >= 0.8: keep scanning the graph until enough rows pass the filters ("off" disables), up
+# to this many tuples (hnsw.max_scan_tuples); a walk that still ends short reruns as an exact scan.
+RECOMMENDER_ITERATIVE_SCAN = env.get("RECOMMENDER_ITERATIVE_SCAN", "strict_order")
+RECOMMENDER_MAX_SCAN_TUPLES = env.get_int("RECOMMENDER_MAX_SCAN_TUPLES", 20000)
+# With filters, fewer matching vector rows than this are ranked by an exact scan; more, by the HNSW walk.
+RECOMMENDER_EXACT_BELOW_ROWS = env.get_int("RECOMMENDER_EXACT_BELOW_ROWS", 2000)
+# Snapshot -> items probes the item index once per snapshot region. Query with this region scheme
+# of ml.regions (a subset of the version's own scheme; "" = every stored region): fewer probes,
+# nearly the same quality. Snapshots keep all their regions for item -> snapshots.
+RECOMMENDER_SNAPSHOT_QUERY_REGIONS = env.get("RECOMMENDER_SNAPSHOT_QUERY_REGIONS", "multiscale16")
+# Database connections one snapshot -> items search spreads its region probes over (the request's
+# own + helpers kept by each web process); 1 = one statement on the request's connection.
+RECOMMENDER_PROBE_CONNECTIONS = env.get_int("RECOMMENDER_PROBE_CONNECTIONS", 2)
+# Alpha query expansion: re-query with the top-n results blended in (0 = off).
+RECOMMENDER_QUERY_EXPANSION_N = env.get_int("RECOMMENDER_QUERY_EXPANSION_N", 0)
+
+# --- Uploads (recommender.uploads) --------------------------------------------
+
+# A shopper's photo is embedded by this task on this queue; the view waits at most this long for the
+# vectors (and a search as long for a helper connection's share of its probes).
+RECOMMENDER_QUERY_TASK = env.get("RECOMMENDER_QUERY_TASK", "workers.embed_query")
+RECOMMENDER_QUERY_QUEUE = env.get("RECOMMENDER_QUERY_QUEUE", "queries")
+RECOMMENDER_QUERY_TIMEOUT_S = env.get_float("RECOMMENDER_QUERY_TIMEOUT_S", 20.0)
