@@ -7,11 +7,15 @@ production (DEBUG off) fail loudly when missing.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+T = TypeVar("T")
 
 
 def get(name: str, default: str | None = None) -> str | None:
@@ -32,23 +36,21 @@ def get_bool(name: str, default: bool) -> bool:
 
 
 def get_int(name: str, default: int) -> int:
-    value = get(name)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from exc
+    return _parsed(name, default, int, "an integer")
 
 
 def get_float(name: str, default: float) -> float:
+    return _parsed(name, default, float, "a number")
+
+
+def _parsed(name: str, default: T, parse: Callable[[str], T], what: str) -> T:
     value = get(name)
     if value is None:
         return default
     try:
-        return float(value)
+        return parse(value)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from exc
+        raise ImproperlyConfigured(f"{name}={value!r} is not {what}") from exc
 
 
 def get_list(name: str, default: list[str]) -> list[str]:
