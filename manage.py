@@ -9,9 +9,9 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from config import devservices
 
-    # Embedded PostgreSQL/Redis start on demand unless real URLs are configured.
-    if os.environ.get("LOOKBOOK_NO_DEVSERVICES") != "1":
-        devservices.ensure_started()
+    # The one start for management commands: the embedded PostgreSQL/Redis unless real URLs are
+    # configured, before the settings read the running server's socket.
+    devservices.start_for_command()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

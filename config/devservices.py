@@ -7,7 +7,10 @@ under ``var/redis`` with an append-only file so queued tasks survive restarts.
 
 Starting is idempotent (a running server is found and reused) and serialised by
 a file lock, so two processes starting at once do not race. This module must
-not import Django settings: it runs before them.
+not import Django settings: it runs before them. Nothing here starts on import;
+the servers start in explicit places only: `make run` (config.run), the test
+suite (tests/conftest.py), manage.py and the `celery` command run by hand
+(start_for_command).
 
     python -m config.devservices start|stop|status|url
 """
@@ -75,6 +78,14 @@ def embedded_broker() -> bool:
     return env.get("CELERY_BROKER_URL") is None
 
 
+def start_for_command() -> None:
+    """The start for a command run by hand (manage.py, the `celery` command): the embedded servers the
+    environment does not replace with real URLs. LOOKBOOK_NO_DEVSERVICES=1 skips it: a parent process
+    owns the servers (config.run), or there are none to start (the Docker image)."""
+    if env.get("LOOKBOOK_NO_DEVSERVICES") != "1":
+        ensure_started()
+
+
 # --- PostgreSQL -------------------------------------------------------------
 
 
@@ -128,10 +139,9 @@ def default_shared_buffers() -> str:
 
 
 def server_settings() -> dict[str, str]:
-    """Server settings the embedded PostgreSQL runs with (the stock 128 MB of shared buffers is
-    far too small for the vector indexes: at 100k items and 20k looks x 32 regions the two 1024-d
-    HNSW graphs are 0.26 GB and 1.7 GB, and a graph walk that misses shared buffers copies every
-    page from the OS cache)."""
+    """Server settings the embedded PostgreSQL runs with. The stock 128 MB of shared buffers is far
+    too small: the vector indexes must stay in shared buffers, or each graph walk copies its pages
+    from the OS cache (index sizes: docs/recommender.md)."""
     return {
         "shared_buffers": env.get("LOOKBOOK_PG_SHARED_BUFFERS", default_shared_buffers()),
         "maintenance_work_mem": env.get("LOOKBOOK_PG_MAINTENANCE_WORK_MEM", "1GB"),  # HNSW builds in memory
