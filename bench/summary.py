@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bench.context import Context
 from bench.report import fmt
+from bench.scale import default_point
 
 HEADLINE = ("s2i_map21_seed", "i2s_r1")  # one headline metric per direction
 
@@ -23,6 +24,11 @@ def _verdict(ok: bool | None) -> str:
 
 def targets(results: dict) -> list[list[str]]:
     """Rows (issue, target, measured, verdict) for every target this run can check."""
+    return [*_quality_rows(results), *_selector_rows(results), *_upload_rows(results), *_throughput_rows(results)]
+
+
+def _quality_rows(results: dict) -> list[list[str]]:
+    """Issue 4: the trained model's val scores, and whether it beats the off-the-shelf one."""
     rows: list[list[str]] = []
     quality = results.get("quality", {}).get("scores", {})
     trained = quality.get("trained, ArcFace", {}).get("regions")
@@ -47,10 +53,16 @@ def targets(results: dict) -> list[list[str]]:
                 _verdict(beats(trained, base)) + on,
             ]
         )
+    return rows
+
+
+def _selector_rows(results: dict) -> list[list[str]]:
+    """Issue 5's selector target, judged at 100k items only (a smaller scale is shown, not judged)."""
+    rows: list[list[str]] = []
     selectors = results.get("selectors", {}).get("scales", [])
     at_100k = [s for s in selectors if s["items"] >= 100_000]
     for scale in at_100k or selectors[-1:]:
-        points = [next(p for p in c["sweep"] if p["ef_search"] == c["default_ef"]) for c in scale["cases"]]
+        points = [default_point(c) for c in scale["cases"]]
         worst_p95 = max(p["p95"] for p in points)
         worst_recall = min(p["recall"] for p in points)
         ok = worst_p95 < 15 and worst_recall >= 0.95 if at_100k else None
@@ -66,19 +78,22 @@ def targets(results: dict) -> list[list[str]]:
         )
     if not selectors:
         rows.append(["5", "selector p95 < 15 ms and recall@6 ≥ 0.95 at 100k", "n/a", _verdict(None)])
+    return rows
+
+
+def _upload_rows(results: dict) -> list[list[str]]:
     upload = results.get("upload", {})
-    if upload:
-        worst = max(r["p95"] for r in upload.values())
-        rows.append(
-            [
-                "5",
-                "upload query end to end p95 < 300 ms (CPU)",
-                ", ".join(f"{d.split('_')[0]}: {fmt(r['p95'], 0)} ms" for d, r in upload.items()),
-                _verdict(worst < 300),
-            ]
-        )
-    else:
-        rows.append(["5", "upload query end to end p95 < 300 ms (CPU)", "n/a", _verdict(None)])
+    target = "upload query end to end p95 < 300 ms (CPU)"
+    if not upload:
+        return [["5", target, "n/a", _verdict(None)]]
+    worst = max(r["p95"] for r in upload.values())
+    measured = ", ".join(f"{d.split('_')[0]}: {fmt(r['p95'], 0)} ms" for d, r in upload.items())
+    return [["5", target, measured, _verdict(worst < 300)]]
+
+
+def _throughput_rows(results: dict) -> list[list[str]]:
+    """Issue 6 asks for these figures to be reported; there is no target to meet."""
+    rows: list[list[str]] = []
     throughput = results.get("throughput", {})
     if throughput:
         rows.append(
@@ -125,7 +140,7 @@ def write(ctx: Context) -> None:
             f"x{throughput['item']['library_batched'] / throughput['item']['library_single']:.2f} on items"
         )
     for scale in results.get("selectors", {}).get("scales", []):
-        points = [(c, next(p for p in c["sweep"] if p["ef_search"] == c["default_ef"])) for c in scale["cases"]]
+        points = [(c, default_point(c)) for c in scale["cases"]]
         worst = max(points, key=lambda cp: cp[1]["p95"])
         lines.append(
             f"- **Selectors at {scale['items']:,} items**: p95 {fmt(min(p['p95'] for _, p in points), 2)}–"

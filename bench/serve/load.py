@@ -1,4 +1,4 @@
-"""Concurrent GET load on the local server and the latency percentiles of what it measured."""
+"""Concurrent GET load on the local server: requests per second, latencies and errors per target."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from bench.serve.web import request
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The ``q``-th percentile of ``values``; None when nothing was measured."""
-    return float(np.percentile(values, q)) if values else None
+from bench.stats import percentile
 
 
 @dataclass

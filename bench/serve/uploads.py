@@ -10,8 +10,8 @@ from pathlib import Path
 from bench.context import Context
 from bench.report import fmt, ratio
 from bench.serve.catalog import Catalog
-from bench.serve.load import percentile
 from bench.serve.web import multipart, request
+from bench.stats import percentile
 
 UPLOAD_TARGET_P95_MS = 300.0  # issue 5
 QUERY_KIND = {"snapshot_to_items": "snapshot", "item_to_snapshots": "item"}  # the uploaded photo's kind
