@@ -35,68 +35,27 @@ class Plan:
     train_epochs: int
 
 
-QUICK = Plan(
-    name="quick",
-    val_posts=40,
-    distractors=60,
-    gallery=400,
-    picture_rows=8,
-    category_min_items=4,
-    catalog_posts=24,
-    catalog_products=48,
-    throughput_items=48,
-    throughput_snapshots=12,
-    scales=(10_000,),
-    ef_values=(10, 40, 100, 200),
-    queries=30,
-    upload_runs=8,
-    clients=32,
-    load_seconds=10.0,
-    train_posts=64,
-    train_epochs=3,
-)
-
-FULL = Plan(
-    name="full",
-    val_posts=None,
-    distractors=600,
-    gallery=None,
-    picture_rows=8,
-    category_min_items=8,
-    catalog_posts=200,
-    catalog_products=400,
-    throughput_items=256,
-    throughput_snapshots=64,
-    scales=(10_000, 100_000),
-    ef_values=(10, 20, 40, 80, 160, 320),
-    queries=60,  # the exact baseline costs seconds per query at 100k (it bounds the hour)
-    upload_runs=30,
-    clients=32,
-    load_seconds=30.0,
-    train_posts=None,
-    train_epochs=4,
-)
-
-# A code-path check for developers (a minute or two): the numbers mean nothing at this size.
-SMOKE = Plan(
-    name="smoke",
-    val_posts=6,
-    distractors=4,
-    gallery=24,
-    picture_rows=3,
-    category_min_items=2,
-    catalog_posts=4,
-    catalog_products=6,
-    throughput_items=8,
-    throughput_snapshots=2,
-    scales=(2_000,),
-    ef_values=(10, 40),
-    queries=5,
-    upload_runs=2,
-    clients=4,
-    load_seconds=2.0,
-    train_posts=8,
-    train_epochs=3,
-)
-
-PLANS = {"quick": QUICK, "full": FULL, "smoke": SMOKE}
+# Each mode's sizes side by side. ``smoke`` is a code-path check for developers (a minute or two):
+# its numbers mean nothing at that size.
+MODES = ("quick", "full", "smoke")
+_SIZES: dict[str, tuple] = {
+    "val_posts": (40, None, 6),
+    "distractors": (60, 600, 4),
+    "gallery": (400, None, 24),
+    "picture_rows": (8, 8, 3),
+    "category_min_items": (4, 8, 2),
+    "catalog_posts": (24, 200, 4),
+    "catalog_products": (48, 400, 6),
+    "throughput_items": (48, 256, 8),
+    "throughput_snapshots": (12, 64, 2),
+    "scales": ((10_000,), (10_000, 100_000), (2_000,)),
+    "ef_values": ((10, 40, 100, 200), (10, 20, 40, 80, 160, 320), (10, 40)),
+    "queries": (30, 60, 5),  # full: the exact baseline costs seconds per query at 100k (it bounds the hour)
+    "upload_runs": (8, 30, 2),
+    "clients": (32, 32, 4),
+    "load_seconds": (10.0, 30.0, 2.0),
+    "train_posts": (64, None, 8),
+    "train_epochs": (3, 4, 3),
+}
+PLANS = {mode: Plan(name=mode, **{k: v[i] for k, v in _SIZES.items()}) for i, mode in enumerate(MODES)}
+QUICK, FULL, SMOKE = (PLANS[mode] for mode in MODES)
