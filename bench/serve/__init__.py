@@ -10,10 +10,8 @@ activate). The web server is gunicorn on 127.0.0.1; the worker is ``celery -A wo
 from __future__ import annotations
 
 from bench.context import Context
+from bench.serve import pages, throughput, uploads
 from bench.serve.catalog import Catalog, build_catalog
-from bench.serve.pages import pages
-from bench.serve.throughput import throughput
-from bench.serve.uploads import uploads
 from bench.serve.web import start_server
 from bench.serve.worker import start_worker
 
@@ -26,13 +24,13 @@ def run(ctx: Context) -> Catalog:
     worker = server = None
     try:
         worker, _ = start_worker(ctx)  # one worker (embedding + queries queues) for throughput and uploads
-        ctx.guard("2a. Embedding throughput", lambda: throughput(ctx, catalog))
+        ctx.guard("2a. Embedding throughput", lambda: throughput.measure(ctx, catalog))
         server_workers, server_threads = 2, 8
         server, port = start_server(ctx, server_workers, server_threads)
-        ctx.guard("2c. Upload query end to end", lambda: uploads(ctx, catalog, port))
+        ctx.guard("2c. Upload query end to end", lambda: uploads.measure(ctx, catalog, port))
         ctx.guard(
             "2d. Pages under load",
-            lambda: pages(ctx, catalog, port, server_workers=server_workers, server_threads=server_threads),
+            lambda: pages.measure(ctx, catalog, port, server_workers=server_workers, server_threads=server_threads),
         )
     finally:
         for process in (server, worker):

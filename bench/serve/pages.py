@@ -13,7 +13,8 @@ from bench.serve.web import request
 BASELINE = ("baseline /api/items?page_size=1", "/api/items?page_size=1")
 
 
-def pages(ctx: Context, catalog: Catalog, port: int, *, server_workers: int, server_threads: int) -> dict:
+def measure(ctx: Context, catalog: Catalog, port: int, *, server_workers: int, server_threads: int) -> dict:
+    """Requests/s and latency of the baseline, then of the pages in rotation, each for the plan's load time."""
     plan = ctx.plan
     targets = _targets(catalog)
     for name, path in targets[:4]:  # every page answers before it is measured

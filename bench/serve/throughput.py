@@ -13,8 +13,8 @@ from bench.serve.catalog import Catalog
 KINDS = ("item", "snapshot")
 
 
-def throughput(ctx: Context, catalog: Catalog) -> dict:
-    """In-process library rates, then one worker's (the worker of :func:`start_worker` must be running)."""
+def measure(ctx: Context, catalog: Catalog) -> dict:
+    """In-process library rates, then one worker's (:func:`bench.serve.worker.start_worker` must be running)."""
     from django.conf import settings
 
     from recommender.models import ModelVersion

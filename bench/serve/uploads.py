@@ -18,7 +18,7 @@ QUERY_KIND = {"snapshot_to_items": "snapshot", "item_to_snapshots": "item"}  # t
 WARM_UPS = 2  # the first uploads warm the worker's model and the web side's worker check
 
 
-def uploads(ctx: Context, catalog: Catalog, port: int) -> dict:
+def measure(ctx: Context, catalog: Catalog, port: int) -> dict:
     """Upload queries end to end (HTTP in, worker, selector, 6 results out) beside the by-id recommendation."""
     from catalog.models import Item
 
