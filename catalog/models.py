@@ -16,49 +16,36 @@ from django.db.models import Q
 from pgvector.django import VectorField
 
 
-class NamedQuerySet(models.QuerySet):
-    def by_slugs(self, slugs):
-        """Rows whose slug is in ``slugs``."""
-        return self.filter(slug__in=list(slugs))
+class NamedModel(models.Model):
+    """A named, slugged label (style, brand, tag); subclasses set the field lengths of their own table."""
 
-
-class Style(models.Model):
     name = models.CharField(max_length=80, unique=True)
     slug = models.SlugField(max_length=80, unique=True)
 
-    objects = NamedQuerySet.as_manager()
-
     class Meta:
+        abstract = True
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
 
 
-class Brand(models.Model):
+class Style(NamedModel):
+    class Meta(NamedModel.Meta):
+        pass
+
+
+class Brand(NamedModel):
     name = models.CharField(max_length=120, unique=True)
     slug = models.SlugField(max_length=120, unique=True)
 
-    objects = NamedQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
+    class Meta(NamedModel.Meta):
+        pass
 
 
-class Tag(models.Model):
-    name = models.CharField(max_length=80, unique=True)
-    slug = models.SlugField(max_length=80, unique=True)
-
-    objects = NamedQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
+class Tag(NamedModel):
+    class Meta(NamedModel.Meta):
+        pass
 
 
 class Category(models.Model):
@@ -67,8 +54,6 @@ class Category(models.Model):
     name = models.CharField(max_length=80)
     slug = models.SlugField(max_length=80, unique=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
-
-    objects = NamedQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -116,26 +101,36 @@ class ImageRecord(models.Model):
         abstract = True
 
 
-class ImageRecordQuerySet(models.QuerySet):
-    def embedding_pending(self):
-        """Rows whose descriptor is still to be computed."""
-        return self.filter(embedding_status=EmbeddingStatus.PENDING)
+class ItemQuerySet(models.QuerySet):
+    def in_styles(self, style_ids):
+        """Items having any of the styles ``style_ids`` (rows repeat per matching style)."""
+        return self.filter(styles__in=style_ids)
 
-    def embedding_failed(self):
-        """Rows whose last embedding attempt failed."""
-        return self.filter(embedding_status=EmbeddingStatus.FAILED)
+    def in_categories(self, category_ids):
+        """Items in any of the exact categories ``category_ids`` (expand subtrees with catalog.selectors)."""
+        return self.filter(category__in=category_ids)
 
-
-class ItemQuerySet(ImageRecordQuerySet):
-    def in_categories(self, categories):
-        """Items in any of ``categories`` (exact categories; expand subtrees with catalog.selectors)."""
-        return self.filter(category__in=categories)
+    def in_brands(self, brand_ids):
+        """Items of any of the brands ``brand_ids``."""
+        return self.filter(brand__in=brand_ids)
 
 
-class SnapshotQuerySet(ImageRecordQuerySet):
+class SnapshotQuerySet(models.QuerySet):
     def published(self):
         """Snapshots shown on the public pages."""
         return self.filter(is_published=True)
+
+    def in_styles(self, style_ids):
+        """Snapshots having any of the styles ``style_ids`` (rows repeat per matching style)."""
+        return self.filter(styles__in=style_ids)
+
+    def in_brands(self, brand_ids):
+        """Snapshots tagged with any of the brands ``brand_ids`` (rows repeat per matching brand)."""
+        return self.filter(brands__in=brand_ids)
+
+    def in_categories(self, category_ids):
+        """Snapshots with a curated item in any of the exact categories ``category_ids`` (rows repeat per item)."""
+        return self.filter(items__category__in=category_ids)
 
 
 class Item(ImageRecord):
