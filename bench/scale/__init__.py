@@ -1,9 +1,10 @@
 """Section 2b: selector latency and recall@6 at 10k / 100k items, over ef_search, with and without a filter.
 
-Reuses the recommender's benchmark command (``manage.py bench_recommender``): its clustered
-vector fill, style tagging and plan check, all in one transaction rolled back at the end, and the
-recommender's own selectors. What it adds: each query's exact answer is computed once and the
-HNSW answer is measured at several ``ef_search`` values against it (the latency-vs-recall curve).
+Reuses the recommender's benchmark (``recommender.benchmark``, behind ``manage.py
+bench_recommender``): its clustered vector fill, style tagging and plan check, all in one
+transaction rolled back at the end, and the recommender's own selectors. What it adds: each
+query's exact answer is computed once and the HNSW answer is measured at several ``ef_search``
+values against it (the latency-vs-recall curve).
 """
 
 from __future__ import annotations

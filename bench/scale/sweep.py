@@ -1,33 +1,39 @@
-"""One scale of section 2b: bench_recommender's scratch data, each query's exact answer, then the
-selectors at every ef_search against it; one transaction, rolled back at the end.
+"""One scale of section 2b: the scratch catalog that ``bench_recommender`` measures on
+(``recommender.benchmark.scratch``), each query's exact answer, then the selectors at every
+ef_search against it; one transaction, rolled back at the end.
 
-Imported once Django is set up (the command and the catalog models need it).
+Imported once Django is set up (``recommender.benchmark`` and the selectors need it).
 """
 
 from __future__ import annotations
 
-import io
 import statistics
 import time
 from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import override_settings
 
 from bench.context import Context
-from bench.plan import Plan
 from bench.scale import DIM, REGIONS
 from bench.stats import percentile
-from catalog.models import Item, ItemEmbedding, Snapshot, SnapshotEmbedding, Style
+from catalog.models import Style
+from recommender.benchmark.measure import plan_of
+from recommender.benchmark.scratch import (
+    ScratchCatalog,
+    maintenance_work_mem_set,
+    scratch_style_create,
+    scratch_tables_run,
+    scratch_version_create,
+    unit,
+)
 from recommender.indexes import vector_index_ensure
-from recommender.management.commands.bench_recommender import Command
 from recommender.models import ModelVersion
 from recommender.selectors import Filters, SearchOptions, item_list_for_snapshot, nearest_ids, snapshot_list_for_item
 
-# What the fill writes, analysed before measuring so that the planner sees the real row counts.
-ANALYZED = (ItemEmbedding, SnapshotEmbedding, Item, Snapshot, Item.styles.through, Snapshot.styles.through)
+CLUSTERS = 1000  # garment "types" the vectors cluster around
 
 
 class _RolledBack(Exception):
@@ -49,16 +55,17 @@ class Case:
 def measure(ctx: Context, items: int) -> dict:
     """Fill and index one scale, then sweep every case over ef_search; nothing is left in the database."""
     plan = ctx.plan
-    command = _command(plan, items)
+    rng = np.random.default_rng(0)  # one stream, drawn in a fixed order: fill, tags, then the queries
+    k = settings.RECOMMENDER_TOP_K
     out: dict = {"items": items, "snapshots": items // 5, "regions": REGIONS, "dim": DIM, "cases": []}
     # each direction has its own shipped ef_search (the sweep values are shared)
     default_efs = {"item": settings.RECOMMENDER_EF_SEARCH, "snapshot": settings.RECOMMENDER_EF_SEARCH_SNAPSHOTS}
     try:
         with transaction.atomic():
-            style, item_ids, snapshot_ids = _fill(ctx, command, out)
+            version, style, item_ids, snapshot_ids = _fill(ctx, rng, out)
             queries = {
-                "snapshot → items": ("item", "snapshot", _pick(command, snapshot_ids, plan.queries)),
-                "item → snapshots": ("snapshot", "item", _pick(command, item_ids, plan.queries)),
+                "snapshot → items": ("item", "snapshot", _pick(rng, snapshot_ids, plan.queries)),
+                "item → snapshots": ("snapshot", "item", _pick(rng, item_ids, plan.queries)),
             }
             for direction, (kind, source_kind, qs) in queries.items():
                 default_ef = default_efs[kind]
@@ -69,71 +76,51 @@ def measure(ctx: Context, items: int) -> dict:
                         f"{', '.join(map(str, ef_values))}"
                     )
                     case = Case(direction, label, kind, source_kind, qs, flt)
-                    out["cases"].append(_sweep(command, case, ef_values, default_ef))
+                    out["cases"].append(_sweep(version, k, case, ef_values, default_ef))
             raise _RolledBack()
     except _RolledBack:
         pass
     return out
 
 
-def _command(plan: Plan, items: int) -> Command:
-    """bench_recommender with the options its fill and plan check read, as its command line would set them."""
-    command = Command(stdout=io.StringIO(), stderr=io.StringIO())
-    command.opts = {
-        "items": items,
-        "snapshots": items // 5,
-        "regions": REGIONS,
-        "dim": DIM,
-        "clusters": 1000,
-        "queries": plan.queries,
-        "k": settings.RECOMMENDER_TOP_K,
-        "seed": 0,
-        "maintenance_work_mem": "2GB",
-    }
-    command.rng = np.random.default_rng(0)
-    return command
-
-
-def _fill(ctx: Context, command: Command, out: dict) -> tuple[Style, list[int], list[int]]:
+def _fill(ctx: Context, rng: np.random.Generator, out: dict) -> tuple[ModelVersion, Style, list[int], list[int]]:
     """A scratch model version with clustered vectors, a style on ~10% of rows and its HNSW indexes."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('maintenance_work_mem', '2GB', true)")
-    version = ModelVersion.objects.create(
-        name=f"bench-scale-{int(time.time())}",
-        backbone="bench",
-        dim=DIM,
-        max_regions=REGIONS,
-        status="evaluating",
-    )
-    command.version = version
-    centers = command._unit(command.rng.normal(size=(1000, DIM)))
+    maintenance_work_mem_set("2GB", in_transaction=True)
+    version = scratch_version_create(dim=DIM, regions=REGIONS)
+    catalog = ScratchCatalog(version=version, rng=rng, dim=DIM, regions=REGIONS)
+    centers = unit(rng.normal(size=(CLUSTERS, DIM)))
     started = time.monotonic()
-    item_ids, _ = command._fill_items(version, centers)
-    snapshot_ids = command._fill_snapshots(version, centers)
-    style = Style.objects.create(name=f"Bench 10% {version.pk}", slug=f"bench-10pct-{version.pk}")
-    command._tag(style, item_ids, snapshot_ids)
+    item_ids, _ = catalog.fill_items(out["items"], centers)
+    snapshot_ids = catalog.fill_snapshots(out["snapshots"], centers)
+    style = scratch_style_create(version)
+    catalog.tag(style, item_ids, snapshot_ids)
     out["fill_s"] = time.monotonic() - started
     started = time.monotonic()
     vector_index_ensure(model_version=version, concurrently=False)
     out["index_s"] = time.monotonic() - started
-    with connection.cursor() as cursor:
-        for model in ANALYZED:
-            cursor.execute(f"ANALYZE {model._meta.db_table}")
+    scratch_tables_run("ANALYZE")  # so that the planner sees the real row counts
     ctx.log(f"scale {out['items']:,}: filled in {out['fill_s']:.0f}s, HNSW built in {out['index_s']:.0f}s")
-    return style, item_ids, snapshot_ids
+    return version, style, item_ids, snapshot_ids
 
 
-def _pick(command: Command, ids: list[int], n: int) -> list[int]:
-    return [int(x) for x in command.rng.choice(ids, size=n, replace=False)]
+def _pick(rng: np.random.Generator, ids: list[int], n: int) -> list[int]:
+    return [int(x) for x in rng.choice(ids, size=n, replace=False)]
 
 
-def _sweep(command: Command, case: Case, ef_values: list[int], default_ef: int) -> dict:
+def _sweep(version: ModelVersion, k: int, case: Case, ef_values: list[int], default_ef: int) -> dict:
     """The exact answers once (the baseline), then the selector at each ef_search against them."""
-    truth, exact_ms = _exact(command, case)
-    sweep = [_at_ef(command, case, ef, truth) for ef in ef_values]
+    truth, exact_ms = _exact(version, k, case)
+    sweep = [_at_ef(version, k, case, ef, truth) for ef in ef_values]
     try:  # which access path the planner picks at the default settings (bench_recommender's check)
         with override_settings(RECOMMENDER_EF_SEARCH=default_ef):
-            plan = command._plan(case.kind, case.source_kind, case.queries[0], case.filters)
+            plan = plan_of(
+                kind=case.kind,
+                source_kind=case.source_kind,
+                version=version,
+                k=k,
+                query_id=case.queries[0],
+                filters=case.filters,
+            )
     except Exception as exc:  # noqa: BLE001 - a missing plan label must not lose the measurements
         plan = f"n/a ({type(exc).__name__})"
     return {
@@ -147,15 +134,15 @@ def _sweep(command: Command, case: Case, ef_values: list[int], default_ef: int) 
     }
 
 
-def _exact(command: Command, case: Case) -> tuple[dict[int, set[int]], list[float]]:
+def _exact(version: ModelVersion, k: int, case: Case) -> tuple[dict[int, set[int]], list[float]]:
     """Each query's exact top k (ids) and the exact scan's latencies (ms)."""
     truth, exact_ms = {}, []
     for q in case.queries:
         started = time.perf_counter()
         rows = nearest_ids(
             kind=case.kind,
-            model_version=command.version,
-            k=command.opts["k"],
+            model_version=version,
+            k=k,
             filters=case.filters,
             query_from=(case.source_kind, q),
             exact=True,
@@ -166,15 +153,14 @@ def _exact(command: Command, case: Case) -> tuple[dict[int, set[int]], list[floa
     return truth, exact_ms
 
 
-def _at_ef(command: Command, case: Case, ef: int, truth: dict[int, set[int]]) -> dict:
+def _at_ef(version: ModelVersion, k: int, case: Case, ef: int, truth: dict[int, set[int]]) -> dict:
     """The selector's latency and recall@k at one ef_search, after a few warm-up queries."""
-    k = command.opts["k"]
     items = case.kind == "item"
     select, key = (item_list_for_snapshot, "snapshot_id") if items else (snapshot_list_for_item, "item_id")
     options = SearchOptions.from_settings(**{"ef_search" if items else "ef_search_snapshots": ef})
 
     def search(q: int) -> list:
-        return select(**{key: q}, k=k, filters=case.filters, model_version=command.version, options=options)
+        return select(**{key: q}, k=k, filters=case.filters, model_version=version, options=options)
 
     for q in case.queries[:3]:  # warm the caches at this setting
         search(q)
