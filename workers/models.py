@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from django.db import models
 
+from workers import registry
+
 
 class JobKind(models.TextChoices):
+    """What a job does; the values of task-run kinds are the registry's (``workers.registry``)."""
+
     EMBED = "embed", "Embed images"
-    REINDEX = "reindex", "Re-index a model version"
-    ACTIVATE = "activate", "Activate a model version"
-    BOOTSTRAP = "bootstrap", "Build the pretrained model"
-    TRAIN = "train", "Train a model version"
-    EVALUATE = "evaluate", "Evaluate a model version"
+    REINDEX = registry.REINDEX_VERSION.job_kind, "Re-index a model version"
+    ACTIVATE = registry.ACTIVATE_VERSION.job_kind, "Activate a model version"
+    BOOTSTRAP = registry.MODEL_BOOTSTRAP.job_kind, "Build the pretrained model"
+    TRAIN = registry.TRAIN_VERSION.job_kind, "Train a model version"
+    EVALUATE = registry.EVALUATE_VERSION.job_kind, "Evaluate a model version"
 
 
 class JobStatus(models.TextChoices):

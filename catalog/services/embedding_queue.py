@@ -1,7 +1,7 @@
 """Queueing descriptor computation for the workers, by task name (the web process never imports TensorFlow).
 
-Tasks (implemented in ``workers``): ``workers.embed_items(item_ids)`` and
-``workers.embed_snapshots(snapshot_ids)`` on ``settings.CATALOG_EMBEDDING_QUEUE``.
+Tasks (implemented in ``workers``, named in ``workers.registry``): ``EMBED_ITEMS(item_ids)`` and
+``EMBED_SNAPSHOTS(snapshot_ids)`` on ``settings.CATALOG_EMBEDDING_QUEUE``.
 Messages are sent after the surrounding transaction commits, in chunks of
 ``settings.CATALOG_EMBED_BATCH_SIZE`` ids. If the broker is down, the rows stay
 ``pending`` (the error is logged) and the workers' periodic sweep picks them up.
@@ -17,11 +17,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from catalog.models import EmbeddingStatus, Item, Snapshot
+from workers.registry import EMBED_ITEMS, EMBED_SNAPSHOTS
 
 logger = logging.getLogger(__name__)
-
-EMBED_ITEMS_TASK = "workers.embed_items"
-EMBED_SNAPSHOTS_TASK = "workers.embed_snapshots"
 
 
 def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
@@ -61,9 +59,9 @@ def embeddings_enqueue(*, item_ids: Iterable[int] = (), snapshot_ids: Iterable[i
     items = sorted(set(item_ids))
     snapshots = sorted(set(snapshot_ids))
     if items:
-        transaction.on_commit(lambda: _send(EMBED_ITEMS_TASK, items), robust=True)
+        transaction.on_commit(lambda: _send(EMBED_ITEMS.name, items), robust=True)
     if snapshots:
-        transaction.on_commit(lambda: _send(EMBED_SNAPSHOTS_TASK, snapshots), robust=True)
+        transaction.on_commit(lambda: _send(EMBED_SNAPSHOTS.name, snapshots), robust=True)
 
 
 @transaction.atomic

@@ -16,8 +16,9 @@ import pytest
 from django.conf import settings as django_settings
 from PIL import Image
 
+from workers.registry import QUEUES
+
 FAKE_ML = "tests.workers.fake_ml"
-QUEUES = ("default", "queries", "embedding", "training")
 WORKER_ENV = {"WORKERS_ML_PACKAGE": FAKE_ML, "WORKERS_BOOTSTRAP_ON_START": "0", "ML_EMBED_BATCH_SIZE": "4"}
 
 
@@ -41,6 +42,20 @@ def _remove_new_artifacts():
     yield
     for path in (set(root.iterdir()) if root.exists() else set()) - before:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def sent_tasks(monkeypatch):
+    """Record the tasks sent by name (``[(name, options)]``) instead of publishing them."""
+    from workers.celery import app
+
+    sent = []
+
+    class Result:
+        id = "recorded"
+
+    monkeypatch.setattr(app, "send_task", lambda name, **kw: sent.append((name, kw)) or Result())
+    return sent
 
 
 @pytest.fixture

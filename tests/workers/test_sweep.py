@@ -14,39 +14,26 @@ from workers.models import Job
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    from workers.celery import app
-
-    calls = []
-
-    class Result:
-        id = "recorded"
-
-    monkeypatch.setattr(app, "send_task", lambda name, **kw: calls.append((name, kw)) or Result())
-    return calls
-
-
-def test_bootstrap_is_queued_once_when_no_version_exists(sent, django_capture_on_commit_callbacks):
+def test_bootstrap_is_queued_once_when_no_version_exists(sent_tasks, django_capture_on_commit_callbacks):
     from workers.versioning import bootstrap_if_needed
 
     with django_capture_on_commit_callbacks(execute=True):
         assert bootstrap_if_needed() == "queued"
         assert bootstrap_if_needed() == "already queued"
-    assert [name for name, _ in sent] == ["workers.model_bootstrap"]
+    assert [name for name, _ in sent_tasks] == ["workers.model_bootstrap"]
     Job.objects.update(status="failed", finished_at=timezone.now())
     assert bootstrap_if_needed().startswith("failed recently")  # no retry storm every minute
 
 
-def test_no_bootstrap_when_a_version_exists(make_version, sent):
+def test_no_bootstrap_when_a_version_exists(make_version, sent_tasks):
     from workers.versioning import bootstrap_if_needed
 
     make_version(activate=True)
     assert bootstrap_if_needed() == "not needed"
-    assert sent == []
+    assert sent_tasks == []
 
 
-def test_a_reindex_whose_worker_died_is_resumed(make_version, sent, django_capture_on_commit_callbacks):
+def test_a_reindex_whose_worker_died_is_resumed(make_version, sent_tasks, django_capture_on_commit_callbacks):
     from workers.versioning import resume_stale_reindex
 
     version = make_version()
@@ -65,7 +52,7 @@ def test_a_reindex_whose_worker_died_is_resumed(make_version, sent, django_captu
     stale.refresh_from_db()
     assert stale.status == "failed" and "resumed" in stale.error
     assert len(resumed) == 1
-    assert sent[0][0] == "workers.reindex_version" and sent[0][1]["kwargs"]["version_id"] == version.pk
+    assert sent_tasks[0][0] == "workers.reindex_version" and sent_tasks[0][1]["kwargs"]["version_id"] == version.pk
 
 
 def test_a_reindexed_version_with_a_broken_artifact_fails_and_the_active_one_still_embeds(

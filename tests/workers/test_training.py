@@ -45,7 +45,7 @@ def _catalog(make_colour_post, monkeypatch, n=9):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_better_model_is_promoted_and_switched_without_a_gap(
-    settings, make_version, make_colour_post, django_capture_on_commit_callbacks, monkeypatch
+    settings, make_version, make_colour_post, django_capture_on_commit_callbacks, monkeypatch, sent_tasks
 ):
     from workers.versioning import switch_to, train_evaluate_promote
 
@@ -55,10 +55,6 @@ def test_a_better_model_is_promoted_and_switched_without_a_gap(
     _, heldout = split_posts(training_posts(), 0.4)
     assert len(heldout) == 3
     monkeypatch.setenv("FAKE_ML_TRAIN_MODE", "color")
-    sent = []
-    from workers.celery import app
-
-    monkeypatch.setattr(app, "send_task", lambda name, **kw: sent.append((name, kw)) or _Result())
 
     result = train_evaluate_promote()
 
@@ -69,7 +65,7 @@ def test_a_better_model_is_promoted_and_switched_without_a_gap(
     assert version.metrics["active"]["version"] == active.name
     assert version.training_counts["heldout_posts"] == len(heldout)
     assert "beats active" in version.decision
-    assert [name for name, _ in sent] == ["workers.activate_version"]
+    assert [name for name, _ in sent_tasks] == ["workers.activate_version"]
     assert Job.objects.get(kind="activate").model_version == version
 
     switch_to(version)
@@ -119,10 +115,6 @@ def test_retrain_check_counts_new_posts(settings, make_version, make_colour_post
         result = retrain_check.run()
     assert result["started"] is True and result["new_posts"] == 3
     assert Job.objects.get(pk=result["job_id"]).kind == "train"
-
-
-class _Result:
-    id = "test-task-id"
 
 
 def test_a_failed_training_run_is_a_failed_job_with_the_reason(make_version):
