@@ -103,16 +103,25 @@ def version_metrics_set(*, version: ModelVersion, metrics: dict, decision: str |
 
 def version_index_state_set(*, version: ModelVersion, state: str, progress: dict | None = None) -> ModelVersion:
     """Move the re-index state (none / indexing / complete); ``progress`` replaces the stored progress."""
-    version.index_state = state
-    fields = ["index_state", "updated_at"]
+    if state == IndexState.COMPLETE:
+        fields = _index_complete(version, now=timezone.now())
+    else:
+        version.index_state = state
+        fields = ["index_state"]
+    fields.append("updated_at")
     if progress is not None:
         version.index_progress = progress
         fields.append("index_progress")
-    if state == IndexState.COMPLETE:
-        version.indexed_at = timezone.now()
-        fields.append("indexed_at")
     version.save(update_fields=fields)
     return version
+
+
+def _index_complete(version: ModelVersion, *, now) -> list[str]:
+    """Mark the version's re-index complete on the instance; returns the fields for the caller's save.
+    The one definition of "complete", used by a re-index's end and by the switch's transaction."""
+    version.index_state = IndexState.COMPLETE
+    version.indexed_at = now
+    return ["index_state", "indexed_at"]
 
 
 def version_index_progress_set(*, version: ModelVersion, done: int, total: int, failed: int = 0) -> None:
@@ -194,10 +203,8 @@ def version_activate(*, version: ModelVersion, require_complete: bool = True) ->
             current.save(update_fields=["status", "updated_at"])
         target.status = Status.ACTIVE
         target.activated_at = now
-        target.index_state = IndexState.COMPLETE
-        target.indexed_at = now
         target.error = ""
-        target.save(update_fields=["status", "activated_at", "index_state", "indexed_at", "error", "updated_at"])
+        target.save(update_fields=["status", "activated_at", "error", "updated_at", *_index_complete(target, now=now)])
     version.refresh_from_db()
     return version
 

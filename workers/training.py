@@ -192,16 +192,23 @@ def train_new_version(*, progress: Callable[[float, str], None] | None = None, c
     counts["train_metrics"] = _jsonable(train_metrics)
     version.training_counts = counts
     version.save(update_fields=["training_counts", "updated_at"])
+    version_artifact_record(version=version, path=out_dir)
+    return version, heldout
+
+
+def version_artifact_record(*, version: ModelVersion, path: Path, config: dict | None = None) -> None:
+    """Record a built artifact on its version: where it is stored, its checksum and, from loading
+    it, its shapes (the version moves on to ``evaluating``)."""
     artifact = ml_module("artifact")
-    embedder = artifact.load(out_dir)
+    embedder = artifact.load(path)
     version_artifact_set(
         version=version,
-        artifact_path=artifact_path_for_storage(out_dir),
-        checksum=artifact.checksum(out_dir),
+        artifact_path=artifact_path_for_storage(path),
+        checksum=artifact.checksum(path),
         dim=int(embedder.dim),
         max_regions=int(embedder.max_regions),
+        config=config,
     )
-    return version, heldout
 
 
 def _jsonable(value):

@@ -18,7 +18,6 @@ from recommender.models import IndexState, ModelVersion, ModelVersionStatus
 from recommender.versions import (
     VersionSwitchError,
     version_activate,
-    version_artifact_set,
     version_create,
     version_index_state_set,
     version_mark_failed,
@@ -73,8 +72,8 @@ def bootstrap_pretrained(*, backbone: str, job: Job | None = None, progress: Pro
 
 
 def _bootstrap_pretrained(*, backbone: str, job: Job | None, progress: Progress | None) -> dict:
-    from workers.embedding import reindex
-    from workers.ml_runtime import artifact_path_for_storage, embedder_for, ml_module
+    from workers.ml_runtime import embedder_for, ml_module
+    from workers.training import version_artifact_record
 
     existing = (
         ModelVersion.objects.filter(is_pretrained_only=True, backbone=backbone)
@@ -94,15 +93,7 @@ def _bootstrap_pretrained(*, backbone: str, job: Job | None, progress: Progress 
         artifact = ml_module("artifact")
         try:
             path = artifact.create_pretrained(out_dir, backbone=backbone, cache_dir=settings.ML_CACHE_DIR)
-            loaded = artifact.load(path)
-            version_artifact_set(
-                version=version,
-                artifact_path=artifact_path_for_storage(path),
-                checksum=artifact.checksum(path),
-                dim=int(loaded.dim),
-                max_regions=int(loaded.max_regions),
-                config=artifact.verify(path).to_dict(),
-            )
+            version_artifact_record(version=version, path=path, config=artifact.verify(path).to_dict())
         except Exception as exc:
             version_mark_failed(version=version, reason=f"building the pretrained artifact failed: {exc}")
             raise
@@ -115,16 +106,31 @@ def _bootstrap_pretrained(*, backbone: str, job: Job | None, progress: Progress 
     version.refresh_from_db()
     if version.status == ModelVersionStatus.ACTIVE:
         # Resumable: images embedded before a crash are skipped.
-        reindexed = reindex(version=version, progress=progress or _job_progress(job))
-        version_index_state_set(version=version, state=IndexState.COMPLETE)
+        reindexed = reindex_and_complete(version, progress=progress or job_progress_callback(job))
         message += f"; {reindexed['done']} images embedded"
     return {"version_id": version.pk, "message": message}
 
 
-def _job_progress(job: Job | None) -> Progress | None:
+def job_progress_callback(job: Job | None) -> Progress | None:
+    """A ``progress(done, total, message)`` that reports to the job (None without a job)."""
     if job is None:
         return None
     return lambda done, total, message: job_progress(job=job, done=done, total=total, message=message)
+
+
+def reindex_and_complete(version: ModelVersion, *, progress: Progress | None = None) -> dict:
+    """Give ``version`` vectors for every image that lacks them (resumable), build its vector indexes,
+    then mark its re-index complete, unless the re-index found its artifact broken and failed it.
+
+    The one place a re-index outside a switch is marked complete; a switch marks it complete in
+    its own transaction (``recommender.versions.version_activate``)."""
+    from workers.embedding import reindex
+
+    done = reindex(version=version, progress=progress)
+    version.refresh_from_db()
+    if version.status != ModelVersionStatus.FAILED:
+        version_index_state_set(version=version, state=IndexState.COMPLETE)
+    return done
 
 
 def switch_to(version: ModelVersion, *, progress: Progress | None = None, attempts: int = 3) -> ModelVersion:

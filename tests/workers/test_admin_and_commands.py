@@ -23,6 +23,7 @@ def test_the_schedule_is_in_the_database_for_staff_to_edit():
     assert (styles.interval.every, styles.interval.period, styles.enabled) == (1, "hours", True)
     from workers.celery import app
 
+    app.loader.import_default_modules()  # what a worker does at start: the tasks modules, autodiscovered
     assert {"workers.embedding_sweep", "workers.retrain_check", "workers.style_graphs_ensure"} <= set(app.tasks)
 
 
@@ -31,20 +32,6 @@ def staff_client(client, django_user_model):
     user = django_user_model.objects.create_superuser("staff", "staff@example.com", "pw")
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def no_send(monkeypatch):
-    """Record the tasks an action sends instead of publishing them."""
-    from workers.celery import app
-
-    sent = []
-
-    class Result:
-        id = "recorded"
-
-    monkeypatch.setattr(app, "send_task", lambda name, **kw: sent.append((name, kw)) or Result())
-    return sent
 
 
 def test_model_version_admin_shows_metrics_and_progress(staff_client, make_version):
@@ -71,7 +58,7 @@ def test_model_version_admin_shows_metrics_and_progress(staff_client, make_versi
     ],
 )
 def test_admin_actions_queue_jobs(
-    staff_client, make_version, no_send, django_capture_on_commit_callbacks, action, task
+    staff_client, make_version, sent_tasks, django_capture_on_commit_callbacks, action, task
 ):
     make_version(activate=True)
     ready = make_version()
@@ -82,13 +69,13 @@ def test_admin_actions_queue_jobs(
             follow=True,
         )
     assert response.status_code == 200
-    assert [name for name, _ in no_send] == [task]
+    assert [name for name, _ in sent_tasks] == [task]
     job = Job.objects.get()
     assert job.status == "queued" and job.celery_task_id == "recorded"
 
 
 def test_admin_rollback_queues_the_previous_version(
-    staff_client, make_version, no_send, django_capture_on_commit_callbacks
+    staff_client, make_version, sent_tasks, django_capture_on_commit_callbacks
 ):
     from recommender.versions import version_activate
 
@@ -100,17 +87,17 @@ def test_admin_rollback_queues_the_previous_version(
             reverse("admin:recommender_modelversion_changelist"),
             {"action": "rollback", "_selected_action": [second.pk]},
         )
-    assert no_send[0][0] == "workers.activate_version"
-    assert no_send[0][1]["kwargs"]["version_id"] == first.pk
+    assert sent_tasks[0][0] == "workers.activate_version"
+    assert sent_tasks[0][1]["kwargs"]["version_id"] == first.pk
 
 
-def test_a_failed_job_is_retried_from_the_admin(staff_client, no_send, django_capture_on_commit_callbacks):
+def test_a_failed_job_is_retried_from_the_admin(staff_client, sent_tasks, django_capture_on_commit_callbacks):
     failed = Job.objects.create(kind="reindex", status="failed", arguments={"version_id": 7}, error="boom")
     with django_capture_on_commit_callbacks(execute=True):
         staff_client.post(reverse("admin:workers_job_changelist"), {"action": "retry", "_selected_action": [failed.pk]})
     retried = Job.objects.exclude(pk=failed.pk).get()
     assert (retried.kind, retried.arguments, retried.status) == ("reindex", {"version_id": 7}, "queued")
-    assert no_send[0][1]["kwargs"] == {"version_id": 7, "job_id": retried.pk}
+    assert sent_tasks[0][1]["kwargs"] == {"version_id": 7, "job_id": retried.pk}
     assert staff_client.get(reverse("admin:workers_job_changelist")).status_code == 200
 
 
@@ -137,3 +124,41 @@ def test_bootstrap_activate_and_rollback_commands(make_colour_post, make_version
     assert "Rolled back" in capsys.readouterr().out
     with pytest.raises(CommandError, match="no model version with id"):
         call_command("model_activate", "999999")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reindex_command_embeds_every_image_and_marks_the_reindex_complete(make_colour_post, make_version, capsys):
+    post = make_colour_post(0, n_items=1)
+    version = make_version(mode="color")
+    call_command("model_reindex", str(version.pk))
+    version.refresh_from_db()
+    assert version.index_state == "complete" and version.indexed_at is not None
+    assert version.status == "ready"  # a re-index alone switches nothing
+    assert post.embeddings.filter(model_version=version).exists()
+    assert "2 images embedded, 0 failed." in capsys.readouterr().out
+    with pytest.raises(CommandError, match="no model version with id"):
+        call_command("model_reindex", "999999")
+
+
+def test_a_reindex_that_failed_its_version_does_not_mark_it_complete(make_version, monkeypatch):
+    from recommender.versions import version_mark_failed
+    from workers.versioning import reindex_and_complete
+
+    version = make_version(mode="color")
+
+    def reindex(*, version, progress=None):  # the artifact broke midway: embedding marked it failed
+        version_mark_failed(version=version, reason="artifact missing")
+        return {"total": 1, "done": 1, "failed": 0}
+
+    monkeypatch.setattr("workers.embedding.reindex", reindex)
+    assert reindex_and_complete(version)["done"] == 1
+    version.refresh_from_db()
+    assert (version.status, version.index_state) == ("failed", "none")
+
+
+def test_evaluate_command_needs_an_existing_version_and_reports_the_decision(make_version, capsys):
+    version = make_version()
+    call_command("model_evaluate", str(version.pk))
+    assert "no held-out posts to evaluate on" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="no model version with id"):
+        call_command("model_evaluate", "999999", promote=True)

@@ -1,22 +1,17 @@
 import time
 
-from django.core.management.base import BaseCommand, CommandError
-
-from recommender.models import ModelVersion
+from workers.management.commands._version import VersionCommand
 from workers.versioning import evaluate_and_decide
 
 
-class Command(BaseCommand):
+class Command(VersionCommand):
     help = "Evaluate a model version and the active one on the held-out posts; store metrics and the decision."
 
     def add_arguments(self, parser):
-        parser.add_argument("version_id", type=int)
+        super().add_arguments(parser)
         parser.add_argument("--promote", action="store_true", help="Activate the version if it wins.")
 
-    def handle(self, *args, version_id: int, promote: bool, **options):
-        version = ModelVersion.objects.filter(pk=version_id).first()
-        if version is None:
-            raise CommandError(f"There is no model version with id {version_id}.")
+    def handle_version(self, version, *, promote: bool, **options):
         started = time.monotonic()
         result = evaluate_and_decide(version, promote=promote)
         version.refresh_from_db()

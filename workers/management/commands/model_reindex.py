@@ -1,25 +1,17 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from recommender.models import IndexState, ModelVersion
-from recommender.versions import version_index_state_set
-from workers.embedding import reindex
 from workers.management.commands._progress import printer
+from workers.management.commands._version import VersionCommand
 from workers.ml_runtime import ArtifactUnavailable
+from workers.versioning import reindex_and_complete
 
 
-class Command(BaseCommand):
+class Command(VersionCommand):
     help = "Embed every image lacking a version's vectors (resumable) and build its vector index; no switch."
 
-    def add_arguments(self, parser):
-        parser.add_argument("version_id", type=int)
-
-    def handle(self, *args, version_id: int, **options):
-        version = ModelVersion.objects.filter(pk=version_id).first()
-        if version is None:
-            raise CommandError(f"There is no model version with id {version_id}.")
+    def handle_version(self, version, **options):
         try:
-            result = reindex(version=version, progress=printer(self.stdout, f"re-index {version.name}"))
+            result = reindex_and_complete(version, progress=printer(self.stdout, f"re-index {version.name}"))
         except ArtifactUnavailable as exc:
             raise CommandError(str(exc)) from exc
-        version_index_state_set(version=version, state=IndexState.COMPLETE)
         self.stdout.write(self.style.SUCCESS(f"{result['done']} images embedded, {result['failed']} failed."))

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from recommender.versions import VersionSwitchError, version_rollback_target
+from recommender.versions import version_rollback_target
 from workers.management.commands._progress import printer
-from workers.ml_runtime import ArtifactUnavailable
+from workers.management.commands._version import VERSION_ERRORS
 from workers.versioning import switch_to
 
 
@@ -15,6 +15,6 @@ class Command(BaseCommand):
             raise CommandError("There is no previously active version to roll back to.")
         try:
             switch_to(target, progress=printer(self.stdout, f"catch up {target.name}"))
-        except (VersionSwitchError, ArtifactUnavailable) as exc:
+        except VERSION_ERRORS as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(f"Rolled back: {target.name} is active."))
