@@ -7,36 +7,33 @@ import traceback
 from django.db import transaction
 from django.utils import timezone
 
-from workers.models import Job, JobKind, JobStatus
-
-# The Celery task behind each job kind (sent by name: the web process never imports the tasks' heavy modules).
-JOB_TASKS = {
-    JobKind.REINDEX: "workers.reindex_version",
-    JobKind.ACTIVATE: "workers.activate_version",
-    JobKind.BOOTSTRAP: "workers.model_bootstrap",
-    JobKind.TRAIN: "workers.train_version",
-    JobKind.EVALUATE: "workers.evaluate_version",
-}
+from workers.models import Job, JobStatus
+from workers.registry import task_for_job
 
 
 def job_enqueue(*, kind: str, arguments: dict | None = None, model_version=None) -> Job:
     """Create a queued job and send its task (after commit) with ``job_id`` among the keyword arguments."""
     from workers.celery import app
 
+    task = task_for_job(kind)
+    if task is None:
+        raise ValueError(f"no task runs jobs of kind {kind!r}")
     arguments = dict(arguments or {})
     with transaction.atomic():
         job = Job.objects.create(kind=kind, arguments=arguments, model_version=model_version)
 
         def send() -> None:
-            result = app.send_task(JOB_TASKS[kind], kwargs={**arguments, "job_id": job.pk})
+            # by name: the web process never imports the tasks' heavy modules
+            result = app.send_task(task.name, kwargs={**arguments, "job_id": job.pk}, queue=task.queue)
             Job.objects.filter(pk=job.pk).update(celery_task_id=result.id or "")
 
         transaction.on_commit(send)
     return job
 
 
-def job_for_task(*, job_id: int | None, kind: str, arguments: dict, task_id: str | None, model_version=None) -> Job:
-    """The job row a task reports to: the one it was enqueued with, or a new one (task sent directly or by beat)."""
+def job_start(*, job_id: int | None, kind: str, arguments: dict, task_id: str | None, model_version=None) -> Job:
+    """Mark running the job row a task reports to: the one it was enqueued with, or a new one (task sent
+    directly or by beat). One more attempt; the last attempt's error is cleared."""
     job = Job.objects.filter(pk=job_id).first() if job_id else None
     if job is None:
         job = Job.objects.create(kind=kind, arguments=arguments, model_version=model_version)
@@ -80,6 +77,6 @@ def job_fail(*, job: Job, error: BaseException | str) -> None:
 
 def job_retry(*, job: Job) -> Job:
     """Re-enqueue a failed (or stuck) job as a new job with the same arguments."""
-    if job.kind not in JOB_TASKS:
+    if task_for_job(job.kind) is None:
         raise ValueError(f"jobs of kind {job.kind!r} cannot be retried from here; retry the images instead")
     return job_enqueue(kind=job.kind, arguments=job.arguments, model_version=job.model_version)
