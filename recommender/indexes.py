@@ -5,65 +5,32 @@ partial *expression* index on ``(vector::halfvec(dim))`` restricted to its own r
 selectors order by exactly the same expression and filter on the same literal
 ``model_version_id``, which is what lets the planner match the partial index.
 
-Precision (``RECOMMENDER_INDEX_PRECISION``): ``halfvec`` (default) stores the graph's
-vectors in 16-bit floats: the index is a third of the ``vector`` one (260 MB instead of
-781 MB for 100k 1024-d items, so 3 graph nodes per 8 kB page instead of 1), searches touch
-fewer pages and ran about twice as fast in the benchmark, with recall@6 unchanged against
-a full-precision exact scan. It also lifts pgvector's 2,000-dimension limit of HNSW on
-``vector`` to 4,000 (e.g. two pooled 1,280-channel branches). ``vector`` is the
+Precision (``RECOMMENDER_INDEX_PRECISION``): ``halfvec`` (default) stores the graph's vectors
+in 16-bit floats: a third of the ``vector`` index's size, so more graph nodes per page and
+fewer pages per search, with the ranking distance still computed in full precision; it also
+lifts pgvector's 2,000-dimension HNSW limit on ``vector`` to 4,000. ``vector`` is the
 full-precision alternative.
 
-Build parameters (``RECOMMENDER_HNSW_M``, ``RECOMMENDER_HNSW_EF_CONSTRUCTION``, and
-``RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS`` for the snapshot regions' index): m=16 keeps
-the graph small enough for 1024-d vectors to stay in shared buffers. The two tables want
-different graphs (``python manage.py bench_recommender``, 100k items, 20k looks x 32
-regions, same data, same queries): the item index is probed 16 times per snapshot, and its
-ef_construction=64 graph (pgvector's default) answered faster at every recall level than a
-128 one (recall@6 0.99 at ef_search 40, p50 12 ms against 16-19 ms); the region index holds
-a look's overlapping, near-duplicate windows, where the 64 graph left item -> snapshots at
-recall@6 0.89-0.92 even at ef_search 200-400 and the 128 one reached 0.99 at 200. Building
-with 128 takes about 1.5x as long.
+Build parameters (``RECOMMENDER_HNSW_M``, and per table ``ef_construction``: the registry's
+``ef_construction_setting``): the item graph is probed once per query region, so it wants the
+cheaper build that answers fastest; the snapshot regions' graph holds a look's overlapping,
+near-duplicate windows and needs the wider build to keep item -> snapshots' recall. The
+measurements behind the defaults are in docs/recommender.md.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
 
+from catalog.embedding_targets import TARGETS, EmbeddingTarget
 from recommender.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class _Target:
-    table: str
-    prefix: str
-    ef_construction_setting: str
-    owner: str  # the owner column (item_id / snapshot_id)
-    links: str  # the owner's style link table
-
-
-TARGETS = (
-    _Target(
-        table="catalog_itemembedding",
-        prefix="catalog_itememb",
-        ef_construction_setting="RECOMMENDER_HNSW_EF_CONSTRUCTION",
-        owner="item_id",
-        links="catalog_item_styles",
-    ),
-    _Target(
-        table="catalog_snapshotembedding",
-        prefix="catalog_snapemb",
-        ef_construction_setting="RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS",
-        owner="snapshot_id",
-        links="catalog_snapshot_styles",
-    ),
-)
 # precision -> (SQL type of the indexed expression, operator class, index name tag)
 PRECISIONS = {
     "halfvec": ("halfvec", "halfvec_cosine_ops", "hnsw16"),
@@ -82,11 +49,11 @@ def index_precision() -> tuple[str, str, str]:
 def vector_index_names(*, model_version: ModelVersion) -> list[str]:
     """The index names for a version at the configured precision, one per embedding table (items first)."""
     tag = index_precision()[2]
-    return [f"{target.prefix}_{tag}_mv{int(model_version.pk)}" for target in TARGETS]
+    return [f"{target.index_prefix}_{tag}_mv{int(model_version.pk)}" for target in TARGETS.values()]
 
 
 # An index's validity by name (no row: no such index); one %s parameter. Also used inside the
-# selectors' statements (recommender.selectors.similarity._filtered_rows).
+# search's filter count (recommender.selectors.similarity.sql).
 INDEX_VALID_SQL = "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s"
 
 
@@ -125,7 +92,7 @@ def vector_index_ensure(*, model_version: ModelVersion, concurrently: bool | Non
             # Rows inserted earlier in this transaction leave deferred FK checks pending, and
             # CREATE INDEX refuses to run on a table with pending trigger events: check them now.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        for target, name in zip(TARGETS, names, strict=True):
+        for target, name in zip(TARGETS.values(), names, strict=True):
             _build(cursor, target, name, model_version, concurrently=concurrently)
             for style_id in _styles_worth_an_index(cursor, target, model_version):
                 _build(
@@ -139,11 +106,11 @@ def vector_index_ensure(*, model_version: ModelVersion, concurrently: bool | Non
     return names
 
 
-def style_index_name(target: _Target, model_version: ModelVersion, style_id: int) -> str:
-    return f"{target.prefix}_{index_precision()[2]}_mv{int(model_version.pk)}_s{int(style_id)}"
+def style_index_name(target: EmbeddingTarget, model_version: ModelVersion, style_id: int) -> str:
+    return f"{target.index_prefix}_{index_precision()[2]}_mv{int(model_version.pk)}_s{int(style_id)}"
 
 
-def _styles_worth_an_index(cursor, target: _Target, model_version: ModelVersion) -> list[int]:
+def _styles_worth_an_index(cursor, target: EmbeddingTarget, model_version: ModelVersion) -> list[int]:
     """Styles holding enough of the version's rows in this table for a graph of their own, but not most of them."""
     version_id = int(model_version.pk)
     cursor.execute(f"SELECT count(*) FROM {target.table} WHERE model_version_id = {version_id}")
@@ -153,15 +120,21 @@ def _styles_worth_an_index(cursor, target: _Target, model_version: ModelVersion)
     # Counted through the link table and the (model_version, owner) index, not by reading the
     # rows' style_ids: the same numbers (the column is derived from the links) without a heap scan.
     cursor.execute(
-        f"SELECT l.style_id, count(*) FROM {target.links} l JOIN {target.table} e "
-        f"ON e.{target.owner} = l.{target.owner} AND e.model_version_id = {version_id} GROUP BY l.style_id"
+        f"SELECT l.style_id, count(*) FROM {target.style_links} l JOIN {target.table} e "
+        f"ON e.{target.fk} = l.{target.fk} AND e.model_version_id = {version_id} GROUP BY l.style_id"
     )
     low, high = int(settings.RECOMMENDER_STYLE_INDEX_MIN_ROWS), float(settings.RECOMMENDER_STYLE_INDEX_MAX_SHARE)
     return sorted(int(style) for style, rows in cursor.fetchall() if rows >= low and rows <= high * total)
 
 
 def _build(
-    cursor, target: _Target, name: str, model_version: ModelVersion, *, concurrently: bool, style_id: int | None = None
+    cursor,
+    target: EmbeddingTarget,
+    name: str,
+    model_version: ModelVersion,
+    *,
+    concurrently: bool,
+    style_id: int | None = None,
 ) -> None:
     valid = _index_valid(cursor, name)
     if valid:
@@ -201,7 +174,11 @@ def vector_index_drop(*, model_version: ModelVersion, concurrently: bool | None 
     """Drop the version's HNSW indexes at every precision (idempotent), e.g. when a version is retired."""
     if concurrently is None:
         concurrently = not connection.in_atomic_block
-    names = [f"{t.prefix}_{tag}_mv{int(model_version.pk)}" for t in TARGETS for _, _, tag in PRECISIONS.values()]
+    names = [
+        f"{t.index_prefix}_{tag}_mv{int(model_version.pk)}"
+        for t in TARGETS.values()
+        for _, _, tag in PRECISIONS.values()
+    ]
     with connection.cursor() as cursor:
         # and the per-style ones (name_s<style id>)
         cursor.execute(

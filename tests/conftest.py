@@ -55,7 +55,7 @@ def _probe_helpers_closed():
     transaction (live-server and transactional tests), are closed after each test: an open one would
     keep the test database from being dropped at the end."""
     yield
-    from recommender.selectors.fanout import close_helpers
+    from recommender.selectors.similarity.fanout import close_helpers
 
     close_helpers()
 

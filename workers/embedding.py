@@ -1,6 +1,6 @@
 """Embedding work done inside the workers: batches of images, whole-version re-index, the periodic sweep.
 
-Every write goes through ``catalog.services.embeddings`` (delete + insert per batch, one
+Every write goes through ``catalog.services.embeddings`` (an idempotent upsert per batch, one
 transaction), so a batch can be re-run at any time: after a crash, a retry, a redelivered
 message. The re-index skips images that already have the version's vectors, which makes it
 resumable.
@@ -17,22 +17,14 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from catalog.models import EmbeddingStatus, Item, ItemEmbedding, Snapshot, SnapshotEmbedding
+from catalog.embedding_targets import KINDS, target
+from catalog.models import EmbeddingStatus
 from catalog.services.embedding_queue import embeddings_enqueue
-from catalog.services.embeddings import (
-    image_mark_embedding_failed,
-    images_mark_embedded,
-    item_embeddings_write,
-    snapshot_embeddings_write,
-)
+from catalog.services.embeddings import embeddings_write, image_mark_embedding_failed, images_mark_embedded
 from recommender.models import IndexState, ModelVersion, ModelVersionStatus
 from workers.ml_runtime import ArtifactUnavailable, BadImage, embedder_for, open_image
 
 logger = logging.getLogger(__name__)
-
-KINDS = ("snapshot", "item")
-MODELS = {"snapshot": Snapshot, "item": Item}
-EMBEDDING_MODELS = {"snapshot": (SnapshotEmbedding, "snapshot"), "item": (ItemEmbedding, "item")}
 
 
 def _chunks(seq: Sequence, size: int):
@@ -41,15 +33,8 @@ def _chunks(seq: Sequence, size: int):
 
 
 def _embed(embedder, kind: str, images: list) -> np.ndarray:
-    if kind == "snapshot":
-        return np.asarray(embedder.embed_snapshots(images))  # (n, max_regions, dim)
-    return np.asarray(embedder.embed_items(images))  # (n, dim)
-
-
-def _write(kind: str, version: ModelVersion, vectors: dict[int, np.ndarray]) -> int:
-    if kind == "snapshot":
-        return snapshot_embeddings_write(model_version=version, vectors=vectors)
-    return item_embeddings_write(model_version=version, vectors=vectors)
+    """(n, max_regions, dim) for snapshots, (n, dim) for items."""
+    return np.asarray(getattr(embedder, target(kind).embed_method)(images))
 
 
 def _embed_batch(embedder, kind: str, loaded: dict[int, object]) -> tuple[dict[int, np.ndarray], dict[int, str]]:
@@ -86,8 +71,7 @@ def embed_images(
     :class:`ArtifactUnavailable` only when the active version's artifact is unusable (a
     re-indexed version with a bad artifact is marked failed and dropped from this run).
     """
-    if kind not in MODELS:
-        raise ValueError(f"unknown image kind {kind!r}")
+    owner = target(kind).owner  # ValueError for an unknown kind
     batch_size = batch_size or settings.ML_EMBED_BATCH_SIZE
     versions = list(versions if versions is not None else ModelVersion.objects.embedding_targets().order_by("pk"))
     counts = {"embedded": 0, "failed": 0, "missing": 0, "versions": [v.pk for v in versions]}
@@ -105,7 +89,7 @@ def embed_images(
     counts["versions"] = [v.pk for v in versions]
     serving = any(v.status == ModelVersionStatus.ACTIVE for v in versions)
 
-    rows = list(MODELS[kind].objects.filter(pk__in=list(ids)).order_by("pk").only("pk", "image"))
+    rows = list(owner.objects.filter(pk__in=list(ids)).order_by("pk").only("pk", "image"))
     counts["missing"] = len(set(ids)) - len(rows)
     for chunk in _chunks(rows, batch_size):
         loaded: dict[int, object] = {}
@@ -125,7 +109,7 @@ def embed_images(
             for image_id, reason in failures.items():
                 image_mark_embedding_failed(kind=kind, image_id=image_id, reason=reason)
             embedded &= set(vectors)
-            _write(kind, version, vectors)
+            embeddings_write(kind=kind, model_version=version, vectors=vectors)
         counts["failed"] += len(loaded) - len(embedded)
         counts["embedded"] += len(embedded)
         if serving:
@@ -140,11 +124,10 @@ def embed_images(
 
 def missing_ids(*, kind: str, version: ModelVersion) -> list[int]:
     """Images (not failed) without ``version``'s vectors, oldest first."""
-    embedding_model, fk = EMBEDDING_MODELS[kind]
-    has = Exists(embedding_model.objects.filter(**{fk: OuterRef("pk")}, model_version=version))
+    entry = target(kind)
+    has = Exists(entry.embedding.objects.filter(**{entry.kind: OuterRef("pk")}, model_version=version))
     return list(
-        MODELS[kind]
-        .objects.exclude(embedding_status=EmbeddingStatus.FAILED)
+        entry.owner.objects.exclude(embedding_status=EmbeddingStatus.FAILED)
         .exclude(has)
         .order_by("pk")
         .values_list("pk", flat=True)
@@ -198,7 +181,7 @@ def sweep(*, now=None) -> dict:
     cutoff = now - timedelta(seconds=settings.WORKERS_SWEEP_GRACE_S)
     result = {}
     for kind in KINDS:
-        model = MODELS[kind]
+        model = target(kind).owner
         ids = list(
             model.objects.filter(embedding_status=EmbeddingStatus.PENDING, updated_at__lte=cutoff)
             .order_by("pk")

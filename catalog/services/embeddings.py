@@ -17,9 +17,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog.models import EmbeddingStatus, Item, ItemEmbedding, Snapshot, SnapshotEmbedding
-
-IMAGE_MODELS = {"snapshot": Snapshot, "item": Item}
+from catalog.embedding_targets import target
+from catalog.models import EmbeddingStatus, ItemEmbedding, SnapshotEmbedding
 
 
 def _as_list(vector: np.ndarray) -> list[float]:
@@ -81,17 +80,24 @@ def item_embeddings_write(*, model_version, vectors: Mapping[int, np.ndarray]) -
     return len(rows)
 
 
+def embeddings_write(*, kind: str, model_version, vectors: Mapping[int, np.ndarray]) -> int:
+    """:func:`snapshot_embeddings_write` or :func:`item_embeddings_write`, by ``kind``."""
+    if target(kind).regions:
+        return snapshot_embeddings_write(model_version=model_version, vectors=vectors)
+    return item_embeddings_write(model_version=model_version, vectors=vectors)
+
+
 def images_mark_embedded(*, kind: str, ids: Iterable[int]) -> int:
     """The serving version has vectors for these images: status ready, error cleared."""
     return (
-        IMAGE_MODELS[kind]
-        .objects.filter(pk__in=list(ids))
+        target(kind)
+        .owner.objects.filter(pk__in=list(ids))
         .update(embedding_status=EmbeddingStatus.READY, embedding_error="", embedded_at=timezone.now())
     )
 
 
 def image_mark_embedding_failed(*, kind: str, image_id: int, reason: str) -> None:
     """This image cannot be embedded (unreadable file, ...): status failed with the reason, shown in the admin."""
-    IMAGE_MODELS[kind].objects.filter(pk=image_id).update(
+    target(kind).owner.objects.filter(pk=image_id).update(
         embedding_status=EmbeddingStatus.FAILED, embedding_error=reason[:2000], updated_at=timezone.now()
     )

@@ -6,40 +6,30 @@ from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
 from catalog.models import Item, PostItem, Snapshot
-from recommender.selectors.filters import Filters
+from recommender.selectors.filters import Filters, owners_matching
 
 
 def snapshot_list(*, filters: Filters | None = None) -> QuerySet[Snapshot]:
     """Published snapshots matching the filters, newest first (category: one of its curated items)."""
-    qs = Snapshot.objects.filter(is_published=True)
     filters = filters or Filters()
-    if filters.style_ids:
-        qs = qs.filter(styles__in=filters.style_ids)
-    if filters.brand_ids:
-        qs = qs.filter(brands__in=filters.brand_ids)
-    if filters.category_ids:
-        qs = qs.filter(items__category__in=filters.category_ids)
+    qs = owners_matching("snapshot", filters)
     if filters.active:
-        qs = qs.distinct()
+        qs = qs.distinct()  # a join to styles, brands or items may repeat a snapshot
     return qs.order_by("-created_at", "-id")
 
 
 def item_list(*, filters: Filters | None = None) -> QuerySet[Item]:
     """Items matching the filters, newest first, with brand and category joined."""
-    qs = Item.objects.select_related("brand", "category")
     filters = filters or Filters()
+    qs = owners_matching("item", filters).select_related("brand", "category")
     if filters.style_ids:
-        qs = qs.filter(styles__in=filters.style_ids).distinct()
-    if filters.category_ids:
-        qs = qs.filter(category__in=filters.category_ids)
-    if filters.brand_ids:
-        qs = qs.filter(brand__in=filters.brand_ids)
+        qs = qs.distinct()  # the join to styles may repeat an item
     return qs.order_by("-created_at", "-id")
 
 
 def snapshot_get(*, snapshot_id: int, details: bool = True) -> Snapshot:
     """A published snapshot (with metadata and curated items prefetched unless ``details=False``); 404 otherwise."""
-    qs = Snapshot.objects.filter(is_published=True)
+    qs = Snapshot.objects.published()
     if not details:
         return get_object_or_404(qs.only("id", "title"), pk=snapshot_id)
     qs = qs.prefetch_related(

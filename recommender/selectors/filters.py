@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.db.models import QuerySet
+
+from catalog.embedding_targets import target
 from catalog.models import Brand, Category, Style
 
 
@@ -32,6 +35,25 @@ class Filters:
     @property
     def active(self) -> bool:
         return bool(self.style_ids or self.category_ids or self.brand_ids)
+
+
+def owners_matching(kind: str, filters: Filters) -> QuerySet:
+    """The images ``filters`` select: the one definition of a filter's meaning.
+
+    The browse lists show this queryset, and the vector search compiles it into its WHERE
+    (``recommender.selectors.similarity.sql``), so both select the same rows. Snapshots: published
+    ones only; a snapshot is in a category when one of its curated items is. Rows may repeat
+    (several matching styles): a list that shows them adds ``distinct()``.
+    """
+    owner = target(kind).owner
+    qs = owner.objects.published() if kind == "snapshot" else owner.objects.all()
+    if filters.style_ids:
+        qs = qs.in_styles(filters.style_ids)
+    if filters.category_ids:
+        qs = qs.in_categories(filters.category_ids)
+    if filters.brand_ids:
+        qs = qs.in_brands(filters.brand_ids)
+    return qs
 
 
 def _clean(slugs: Iterable[str] | str | None) -> list[str]:

@@ -82,9 +82,11 @@ def test_an_invalid_index_is_rebuilt_and_a_version_without_dim_is_refused(catalo
 
 @pytest.mark.django_db
 def test_a_style_with_enough_rows_gets_its_own_graph_and_a_one_style_filter_walks_it(catalog_rows, settings, rng):
-    from recommender.indexes import TARGETS, style_index_name
+    from catalog.embedding_targets import ITEM
+    from recommender.indexes import style_index_name
     from recommender.selectors import Filters, nearest_ids, similar_sql, vector_cursor
-    from recommender.selectors.similarity import _filtered_rows
+    from recommender.selectors.similarity.sql import filtered_rows_sql
+    from recommender.selectors.similarity.types import Query
     from tests import factories as f
 
     settings.RECOMMENDER_STYLE_INDEX_MIN_ROWS = 30
@@ -103,7 +105,7 @@ def test_a_style_with_enough_rows_gets_its_own_graph_and_a_one_style_filter_walk
         cursor.execute("SELECT relname FROM pg_class WHERE relname LIKE %s", [f"catalog_itememb_%_mv{version.pk}_s%"])
         built = {row[0] for row in cursor.fetchall()}
     # 40 of 110 rows: its own graph; 10 rows: too few (ranked exactly); 60 of 110: more than half
-    assert built == {style_index_name(TARGETS[0], version, common.pk)}
+    assert built == {style_index_name(ITEM, version, common.pk)}
 
     query = [rng.normal(size=8).tolist()]
     kwargs = dict(kind="item", model_version=version, k=6, filters=Filters(style_ids=(common.pk,)), query_vectors=query)
@@ -112,12 +114,14 @@ def test_a_style_with_enough_rows_gets_its_own_graph_and_a_one_style_filter_walk
         cursor.execute("SET LOCAL enable_sort = off")  # the catalog-scale plan on a small table
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert f"Index Scan using {style_index_name(TARGETS[0], version, common.pk)}" in plan, plan
+    assert f"Index Scan using {style_index_name(ITEM, version, common.pk)}" in plan, plan
+    counted = {}
     with vector_cursor() as cursor:  # its rows need no counting to choose the graph over an exact scan
-        counted = {
-            style.pk: _filtered_rows(cursor, "item", version, Filters(style_ids=(style.pk,)), [], cap=1000)
-            for style in (common, rare)
-        }
+        for style in (common, rare):
+            query = Query(kind="item", model_version=version, k=6, filters=Filters(style_ids=(style.pk,)))
+            cursor.execute(*filtered_rows_sql(query, cap=1000))
+            has_graph, rows = cursor.fetchone()
+            counted[style.pk] = (rows, has_graph)
     assert counted == {common.pk: (1000, True), rare.pk: (10, False)}
     graph = nearest_ids(**kwargs)
     exact = nearest_ids(**kwargs, exact=True)
@@ -162,7 +166,8 @@ def test_a_walk_on_a_style_graph_is_narrower_by_the_style_factor(catalog_rows, s
 
 @pytest.mark.django_db
 def test_the_hourly_check_gives_a_grown_style_its_graph_on_the_active_version(catalog_rows, settings, rng):
-    from recommender.indexes import TARGETS, style_index_name
+    from catalog.embedding_targets import ITEM
+    from recommender.indexes import style_index_name
     from tests import factories as f
     from workers.tasks import style_graphs_ensure
 
@@ -172,7 +177,7 @@ def test_the_hourly_check_gives_a_grown_style_its_graph_on_the_active_version(ca
     catalog_rows.item_vectors(version, [(item, rng.normal(size=8)) for item in items])
     vector_index_ensure(model_version=version)
     grown = f.make_style("Grown")
-    name = style_index_name(TARGETS[0], version, grown.pk)
+    name = style_index_name(ITEM, version, grown.pk)
     assert index_defs(names=[name]) == {}
 
     for item in items[:25]:  # the style grows past the threshold after the version was indexed

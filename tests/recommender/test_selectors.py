@@ -371,8 +371,7 @@ def test_unknown_filter_slug_is_an_error(db):
 
 def test_filtered_queries_scan_few_rows_exactly_and_walk_the_graph_for_many(crowded):
     filters = filters_resolve(brands="acme")
-    common = dict(kind="item", model_version=crowded["version"], k=6, filters=filters,
-                  query_vectors=[crowded["query"]])
+    common = dict(kind="item", model_version=crowded["version"], k=6, filters=filters, query_vectors=[crowded["query"]])
     exact = nearest_ids(**common, exact=True)
 
     few_rows = nearest_ids(**common, options=SearchOptions.from_settings(exact_below_rows=2000))
@@ -429,7 +428,7 @@ def test_results_come_with_their_catalog_rows_from_the_search_statement(reco_cat
 @pytest.fixture
 def split_searches(catalog_rows, rng, monkeypatch):
     """A 3-region version (committed: a transactional test), and a count of the shares run on helpers."""
-    from recommender.selectors import similarity
+    from recommender.selectors.similarity import execution
 
     version = catalog_rows.version(dim=8, max_regions=3)
     items = catalog_rows.items(30, styles=[f.make_style("Street")]) + catalog_rows.items(30)
@@ -439,13 +438,13 @@ def split_searches(catalog_rows, rng, monkeypatch):
     regions = rng.normal(size=(3, 8)).tolist()
     catalog_rows.snapshot_vectors(version, look, regions)
     calls = []
-    real = similarity._run_elsewhere
+    real = execution._share_elsewhere
 
-    def counted(common, *args):
-        calls.append(common)
-        return real(common, *args)
+    def counted(share, *args):
+        calls.append(share)
+        return real(share, *args)
 
-    monkeypatch.setattr(similarity, "_run_elsewhere", counted)
+    monkeypatch.setattr(execution, "_share_elsewhere", counted)
     return {"version": version, "look": look, "regions": regions, "vectors": vectors, "items": items, "calls": calls}
 
 
@@ -459,11 +458,14 @@ def test_a_search_outside_a_transaction_shares_its_probes_with_a_helper_connecti
     by_id = item_list_for_snapshot(snapshot_id=s["look"].pk, k=6, model_version=s["version"])
     uploaded = item_list_for_snapshot(vectors=s["regions"], k=6, model_version=s["version"])
     styled = item_list_for_snapshot(
-        snapshot_id=s["look"].pk, k=6, filters=filters_resolve(styles="street"), model_version=s["version"],
+        snapshot_id=s["look"].pk,
+        k=6,
+        filters=filters_resolve(styles="street"),
+        model_version=s["version"],
         options=graph_walk,
     )
 
-    assert [len(c["query_regions"] or c["query_vectors"]) for c in s["calls"]] == [1, 1, 1]  # 3 regions: 2 + 1
+    assert [len(c.regions if c.regions is not None else c.vectors) for c in s["calls"]] == [1, 1, 1]  # 3: 2 + 1
     expected = brute_items(s["regions"], s["vectors"], 6)
     assert [m.item.pk for m in by_id] == expected
     assert [m.item.pk for m in uploaded] == expected
@@ -481,15 +483,15 @@ def test_a_search_outside_a_transaction_shares_its_probes_with_a_helper_connecti
 def test_a_failing_helper_connection_costs_the_search_nothing_but_time(split_searches, settings, monkeypatch, caplog):
     from django.db import OperationalError
 
-    from recommender.selectors import similarity
+    from recommender.selectors.similarity import execution
 
     s = split_searches
     settings.RECOMMENDER_PROBE_CONNECTIONS = 3
 
-    def broken(common, *args):
+    def broken(share, *args):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(similarity, "_run_elsewhere", broken)
+    monkeypatch.setattr(execution, "_share_elsewhere", broken)
     matches = item_list_for_snapshot(snapshot_id=s["look"].pk, k=6, model_version=s["version"])
 
     assert [m.item.pk for m in matches] == brute_items(s["regions"], s["vectors"], 6)
@@ -498,7 +500,7 @@ def test_a_failing_helper_connection_costs_the_search_nothing_but_time(split_sea
 
 @pytest.mark.django_db(transaction=True)
 def test_a_busy_helper_is_not_waited_for(split_searches, settings):
-    from recommender.selectors import fanout
+    from recommender.selectors.similarity import fanout
 
     s = split_searches
     settings.RECOMMENDER_PROBE_CONNECTIONS = 2
