@@ -4,6 +4,7 @@ The broker is the embedded Redis (config.devservices) unless CELERY_BROKER_URL n
 """
 
 from config import devservices, env
+from workers.registry import task_routes
 
 if devservices.embedded_broker():
     # `make run` uses logical database 0; the test suite takes its own (config.settings_test).
@@ -41,15 +42,4 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Where each task runs: shopper queries on their own low-latency queue; embedding and
 # training on the GPU/embedding box; small bookkeeping (sweep, retrain check) on "default".
-CELERY_TASK_ROUTES = {
-    "workers.embed_query": {"queue": "queries"},
-    "workers.embed_snapshots": {"queue": "embedding"},
-    "workers.embed_items": {"queue": "embedding"},
-    "workers.reindex_version": {"queue": "embedding"},
-    "workers.activate_version": {"queue": "embedding"},
-    "workers.model_bootstrap": {"queue": "training"},
-    "workers.train_version": {"queue": "training"},
-    "workers.evaluate_version": {"queue": "training"},
-    "workers.embedding_sweep": {"queue": "default"},
-    "workers.retrain_check": {"queue": "default"},
-}
+CELERY_TASK_ROUTES = task_routes()  # one registry of task name, queue and job kind

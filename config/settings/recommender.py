@@ -4,6 +4,7 @@ Why each default was chosen, with the measurements, is in docs/recommender.md.
 """
 
 from config import env
+from workers.registry import EMBED_QUERY
 
 # Results per recommendation, and the largest k the API accepts.
 RECOMMENDER_TOP_K = env.get_int("RECOMMENDER_TOP_K", 6)
@@ -53,6 +54,6 @@ RECOMMENDER_QUERY_EXPANSION_N = env.get_int("RECOMMENDER_QUERY_EXPANSION_N", 0)
 
 # A shopper's photo is embedded by this task on this queue; the view waits at most this long for the
 # vectors (and a search as long for a helper connection's share of its probes).
-RECOMMENDER_QUERY_TASK = env.get("RECOMMENDER_QUERY_TASK", "workers.embed_query")
-RECOMMENDER_QUERY_QUEUE = env.get("RECOMMENDER_QUERY_QUEUE", "queries")
+RECOMMENDER_QUERY_TASK = env.get("RECOMMENDER_QUERY_TASK", EMBED_QUERY.name)
+RECOMMENDER_QUERY_QUEUE = env.get("RECOMMENDER_QUERY_QUEUE", EMBED_QUERY.queue)
 RECOMMENDER_QUERY_TIMEOUT_S = env.get_float("RECOMMENDER_QUERY_TIMEOUT_S", 20.0)
