@@ -53,9 +53,14 @@ class ItemOut(Schema):
     @staticmethod
     def of(item: Item) -> ItemOut:
         return ItemOut(
-            id=item.pk, name=item.name, brand=item.brand.slug if item.brand_id else None,
-            category=item.category.slug if item.category_id else None, price=item.price,
-            product_url=item.product_url, url=presenters.page_url(item), image=presenters.image_url(item),
+            id=item.pk,
+            name=item.name,
+            brand=item.brand.slug if item.brand_id else None,
+            category=item.category.slug if item.category_id else None,
+            price=item.price,
+            product_url=item.product_url,
+            url=presenters.page_url(item),
+            image=presenters.image_url(item),
             thumbnail=presenters.thumbnail_url(item),
         )
 
@@ -71,8 +76,11 @@ class SnapshotOut(Schema):
     @staticmethod
     def of(snapshot: Snapshot) -> SnapshotOut:
         return SnapshotOut(
-            id=snapshot.pk, title=snapshot.title, person_name=snapshot.person_name,
-            url=presenters.page_url(snapshot), image=presenters.image_url(snapshot),
+            id=snapshot.pk,
+            title=snapshot.title,
+            person_name=snapshot.person_name,
+            url=presenters.page_url(snapshot),
+            image=presenters.image_url(snapshot),
             thumbnail=presenters.thumbnail_url(snapshot),
         )
 
@@ -185,7 +193,9 @@ def snapshots(request, params: Query[PageParams]):
     """Published snapshots, newest first, filtered by style/category (of curated items)/brand."""
     paginator, page = _page(selectors.snapshot_list(filters=params.resolve()), params)
     return SnapshotPage(
-        count=paginator.count, page=page.number, pages=paginator.num_pages,
+        count=paginator.count,
+        page=page.number,
+        pages=paginator.num_pages,
         results=[SnapshotOut.of(s) for s in page.object_list],
     )
 
@@ -195,7 +205,9 @@ def items(request, params: Query[PageParams]):
     """Items, newest first, filtered by style/category/brand."""
     paginator, page = _page(selectors.item_list(filters=params.resolve()), params)
     return ItemPage(
-        count=paginator.count, page=page.number, pages=paginator.num_pages,
+        count=paginator.count,
+        page=page.number,
+        pages=paginator.num_pages,
         results=[ItemOut.of(i) for i in page.object_list],
     )
 
@@ -213,7 +225,8 @@ def snapshot_items(request, snapshot_id: int, params: Query[RecommendParams]):
         snapshot_id=snapshot_id, k=params.k, filters=filters, model_version=version
     )
     return ItemRecommendationsOut(
-        model_version=version.pk, filters=filters.slugs,
+        model_version=version.pk,
+        filters=filters.slugs,
         results=[ItemMatchOut(score=m.score, item=ItemOut.of(m.item)) for m in matches],
     )
 
@@ -226,7 +239,8 @@ def item_snapshots(request, item_id: int, params: Query[RecommendParams]):
     version = selectors.model_version_active()
     matches = selectors.snapshot_list_for_item(item_id=item_id, k=params.k, filters=filters, model_version=version)
     return SnapshotRecommendationsOut(
-        model_version=version.pk, filters=filters.slugs,
+        model_version=version.pk,
+        filters=filters.slugs,
         results=[SnapshotMatchOut(score=m.score, snapshot=SnapshotOut.of(m.snapshot)) for m in matches],
     )
 
@@ -260,7 +274,9 @@ def query(
         status = 413 if getattr(exc, "code", None) == "too_large" else 400
         return Status(status, ErrorOut(message=" ".join(exc.messages)))
     return QueryOut(
-        direction=direction, model_version=result.model_version_id, seconds=round(result.seconds, 4),
+        direction=direction,
+        model_version=result.model_version_id,
+        seconds=round(result.seconds, 4),
         items=[ItemMatchOut(score=m.score, item=ItemOut.of(m.item)) for m in result.items],
         snapshots=[SnapshotMatchOut(score=m.score, snapshot=SnapshotOut.of(m.snapshot)) for m in result.snapshots],
     )

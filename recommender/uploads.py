@@ -95,7 +95,9 @@ def query_vectors_request(*, image: CleanImage, kind: str, timeout: float | None
     started = time.monotonic()
     payload = base64.b64encode(image.content).decode("ascii")
     result = app.send_task(
-        settings.RECOMMENDER_QUERY_TASK, args=[payload, kind], queue=settings.RECOMMENDER_QUERY_QUEUE,
+        settings.RECOMMENDER_QUERY_TASK,
+        args=[payload, kind],
+        queue=settings.RECOMMENDER_QUERY_QUEUE,
         expires=timeout,
     )
     try:
@@ -153,6 +155,10 @@ def upload_recommendations(
     else:
         snapshots = snapshot_list_for_item(vectors=vectors, k=k, filters=filters, model_version=version)
     return UploadResult(
-        direction=direction, image=image, items=items, snapshots=snapshots, model_version_id=version.pk,
+        direction=direction,
+        image=image,
+        items=items,
+        snapshots=snapshots,
+        model_version_id=version.pk,
         seconds=time.perf_counter() - started,
     )

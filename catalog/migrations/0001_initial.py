@@ -6,177 +6,285 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('recommender', '0001_initial'),
+        ("recommender", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Brand',
+            name="Brand",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120, unique=True)),
-                ('slug', models.SlugField(max_length=120, unique=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=120, unique=True)),
+                ("slug", models.SlugField(max_length=120, unique=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Style',
+            name="Style",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80, unique=True)),
-                ('slug', models.SlugField(max_length=80, unique=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=80, unique=True)),
+                ("slug", models.SlugField(max_length=80, unique=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Tag',
+            name="Tag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80, unique=True)),
-                ('slug', models.SlugField(max_length=80, unique=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=80, unique=True)),
+                ("slug", models.SlugField(max_length=80, unique=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Category',
+            name="Category",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80)),
-                ('slug', models.SlugField(max_length=80, unique=True)),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='catalog.category')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=80)),
+                ("slug", models.SlugField(max_length=80, unique=True)),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="children",
+                        to="catalog.category",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'categories',
-                'ordering': ['name'],
+                "verbose_name_plural": "categories",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Item',
+            name="Item",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('image', models.ImageField(height_field='height', upload_to='images/%Y/%m/', width_field='width')),
-                ('width', models.PositiveIntegerField(default=0, editable=False)),
-                ('height', models.PositiveIntegerField(default=0, editable=False)),
-                ('content_hash', models.CharField(editable=False, help_text='SHA-256 of the stored RGB file.', max_length=64, unique=True)),
-                ('thumbnail', models.ImageField(blank=True, editable=False, upload_to='thumbs/%Y/%m/')),
-                ('source_key', models.CharField(blank=True, help_text='Importer identity, for idempotent re-imports.', max_length=255, null=True, unique=True)),
-                ('embedding_status', models.CharField(choices=[('pending', 'Pending'), ('ready', 'Ready'), ('failed', 'Failed')], db_index=True, default='pending', max_length=10)),
-                ('embedding_error', models.TextField(blank=True)),
-                ('embedded_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('name', models.CharField(max_length=200)),
-                ('price', models.DecimalField(blank=True, decimal_places=2, max_digits=10, null=True)),
-                ('product_url', models.URLField(blank=True, max_length=500)),
-                ('brand', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='items', to='catalog.brand')),
-                ('category', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='items', to='catalog.category')),
-                ('styles', models.ManyToManyField(blank=True, related_name='items', to='catalog.style')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("image", models.ImageField(height_field="height", upload_to="images/%Y/%m/", width_field="width")),
+                ("width", models.PositiveIntegerField(default=0, editable=False)),
+                ("height", models.PositiveIntegerField(default=0, editable=False)),
+                (
+                    "content_hash",
+                    models.CharField(
+                        editable=False, help_text="SHA-256 of the stored RGB file.", max_length=64, unique=True
+                    ),
+                ),
+                ("thumbnail", models.ImageField(blank=True, editable=False, upload_to="thumbs/%Y/%m/")),
+                (
+                    "source_key",
+                    models.CharField(
+                        blank=True,
+                        help_text="Importer identity, for idempotent re-imports.",
+                        max_length=255,
+                        null=True,
+                        unique=True,
+                    ),
+                ),
+                (
+                    "embedding_status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("ready", "Ready"), ("failed", "Failed")],
+                        db_index=True,
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("embedding_error", models.TextField(blank=True)),
+                ("embedded_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("name", models.CharField(max_length=200)),
+                ("price", models.DecimalField(blank=True, decimal_places=2, max_digits=10, null=True)),
+                ("product_url", models.URLField(blank=True, max_length=500)),
+                (
+                    "brand",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="items",
+                        to="catalog.brand",
+                    ),
+                ),
+                (
+                    "category",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="items",
+                        to="catalog.category",
+                    ),
+                ),
+                ("styles", models.ManyToManyField(blank=True, related_name="items", to="catalog.style")),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ItemEmbedding',
+            name="ItemEmbedding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('vector', pgvector.django.vector.VectorField()),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='embeddings', to='catalog.item')),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='recommender.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("vector", pgvector.django.vector.VectorField()),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="embeddings", to="catalog.item"
+                    ),
+                ),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="recommender.modelversion"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='PostItem',
+            name="PostItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='post_items', to='catalog.item')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="post_items", to="catalog.item"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position', 'id'],
+                "ordering": ["position", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Snapshot',
+            name="Snapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('image', models.ImageField(height_field='height', upload_to='images/%Y/%m/', width_field='width')),
-                ('width', models.PositiveIntegerField(default=0, editable=False)),
-                ('height', models.PositiveIntegerField(default=0, editable=False)),
-                ('content_hash', models.CharField(editable=False, help_text='SHA-256 of the stored RGB file.', max_length=64, unique=True)),
-                ('thumbnail', models.ImageField(blank=True, editable=False, upload_to='thumbs/%Y/%m/')),
-                ('source_key', models.CharField(blank=True, help_text='Importer identity, for idempotent re-imports.', max_length=255, null=True, unique=True)),
-                ('embedding_status', models.CharField(choices=[('pending', 'Pending'), ('ready', 'Ready'), ('failed', 'Failed')], db_index=True, default='pending', max_length=10)),
-                ('embedding_error', models.TextField(blank=True)),
-                ('embedded_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('title', models.CharField(max_length=200)),
-                ('person_name', models.CharField(blank=True, max_length=120)),
-                ('person_age', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('person_occupation', models.CharField(blank=True, max_length=120)),
-                ('source_url', models.URLField(blank=True, max_length=500)),
-                ('is_published', models.BooleanField(db_index=True, default=True)),
-                ('brands', models.ManyToManyField(blank=True, related_name='snapshots', to='catalog.brand')),
-                ('items', models.ManyToManyField(blank=True, related_name='snapshots', through='catalog.PostItem', to='catalog.item')),
-                ('styles', models.ManyToManyField(blank=True, related_name='snapshots', to='catalog.style')),
-                ('tags', models.ManyToManyField(blank=True, related_name='snapshots', to='catalog.tag')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("image", models.ImageField(height_field="height", upload_to="images/%Y/%m/", width_field="width")),
+                ("width", models.PositiveIntegerField(default=0, editable=False)),
+                ("height", models.PositiveIntegerField(default=0, editable=False)),
+                (
+                    "content_hash",
+                    models.CharField(
+                        editable=False, help_text="SHA-256 of the stored RGB file.", max_length=64, unique=True
+                    ),
+                ),
+                ("thumbnail", models.ImageField(blank=True, editable=False, upload_to="thumbs/%Y/%m/")),
+                (
+                    "source_key",
+                    models.CharField(
+                        blank=True,
+                        help_text="Importer identity, for idempotent re-imports.",
+                        max_length=255,
+                        null=True,
+                        unique=True,
+                    ),
+                ),
+                (
+                    "embedding_status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("ready", "Ready"), ("failed", "Failed")],
+                        db_index=True,
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("embedding_error", models.TextField(blank=True)),
+                ("embedded_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("title", models.CharField(max_length=200)),
+                ("person_name", models.CharField(blank=True, max_length=120)),
+                ("person_age", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("person_occupation", models.CharField(blank=True, max_length=120)),
+                ("source_url", models.URLField(blank=True, max_length=500)),
+                ("is_published", models.BooleanField(db_index=True, default=True)),
+                ("brands", models.ManyToManyField(blank=True, related_name="snapshots", to="catalog.brand")),
+                (
+                    "items",
+                    models.ManyToManyField(
+                        blank=True, related_name="snapshots", through="catalog.PostItem", to="catalog.item"
+                    ),
+                ),
+                ("styles", models.ManyToManyField(blank=True, related_name="snapshots", to="catalog.style")),
+                ("tags", models.ManyToManyField(blank=True, related_name="snapshots", to="catalog.tag")),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='postitem',
-            name='snapshot',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='post_items', to='catalog.snapshot'),
+            model_name="postitem",
+            name="snapshot",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="post_items", to="catalog.snapshot"
+            ),
         ),
         migrations.CreateModel(
-            name='SnapshotEmbedding',
+            name="SnapshotEmbedding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('region', models.PositiveSmallIntegerField(default=0)),
-                ('vector', pgvector.django.vector.VectorField()),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='recommender.modelversion')),
-                ('snapshot', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='embeddings', to='catalog.snapshot')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("region", models.PositiveSmallIntegerField(default=0)),
+                ("vector", pgvector.django.vector.VectorField()),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="recommender.modelversion"
+                    ),
+                ),
+                (
+                    "snapshot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="embeddings", to="catalog.snapshot"
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='category',
-            constraint=models.UniqueConstraint(fields=('parent', 'name'), name='catalog_category_unique_name_in_parent'),
+            model_name="category",
+            constraint=models.UniqueConstraint(
+                fields=("parent", "name"), name="catalog_category_unique_name_in_parent"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='category',
-            constraint=models.CheckConstraint(condition=models.Q(('parent', models.F('pk')), _negated=True), name='catalog_category_not_own_parent'),
+            model_name="category",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("parent", models.F("pk")), _negated=True), name="catalog_category_not_own_parent"
+            ),
         ),
         migrations.AddIndex(
-            model_name='itemembedding',
-            index=models.Index(fields=['model_version', 'item'], name='catalog_ite_model_v_9bb772_idx'),
+            model_name="itemembedding",
+            index=models.Index(fields=["model_version", "item"], name="catalog_ite_model_v_9bb772_idx"),
         ),
         migrations.AddConstraint(
-            model_name='itemembedding',
-            constraint=models.UniqueConstraint(fields=('item', 'model_version'), name='catalog_itemembedding_unique'),
+            model_name="itemembedding",
+            constraint=models.UniqueConstraint(fields=("item", "model_version"), name="catalog_itemembedding_unique"),
         ),
         migrations.AddConstraint(
-            model_name='postitem',
-            constraint=models.UniqueConstraint(fields=('snapshot', 'item'), name='catalog_postitem_unique'),
+            model_name="postitem",
+            constraint=models.UniqueConstraint(fields=("snapshot", "item"), name="catalog_postitem_unique"),
         ),
         migrations.AddIndex(
-            model_name='snapshotembedding',
-            index=models.Index(fields=['model_version', 'snapshot'], name='catalog_sna_model_v_257cd9_idx'),
+            model_name="snapshotembedding",
+            index=models.Index(fields=["model_version", "snapshot"], name="catalog_sna_model_v_257cd9_idx"),
         ),
         migrations.AddConstraint(
-            model_name='snapshotembedding',
-            constraint=models.UniqueConstraint(fields=('snapshot', 'model_version', 'region'), name='catalog_snapshotembedding_unique'),
+            model_name="snapshotembedding",
+            constraint=models.UniqueConstraint(
+                fields=("snapshot", "model_version", "region"), name="catalog_snapshotembedding_unique"
+            ),
         ),
     ]

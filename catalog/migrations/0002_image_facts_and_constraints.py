@@ -5,38 +5,61 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0001_initial'),
+        ("catalog", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='item',
-            name='content_hash',
-            field=models.CharField(editable=False, help_text='SHA-256 of the decoded RGB pixels (after EXIF orientation): identical pictures are detected.', max_length=64, unique=True),
+            model_name="item",
+            name="content_hash",
+            field=models.CharField(
+                editable=False,
+                help_text="SHA-256 of the decoded RGB pixels (after EXIF orientation): identical pictures are detected.",
+                max_length=64,
+                unique=True,
+            ),
         ),
         migrations.AlterField(
-            model_name='item',
-            name='price',
-            field=models.DecimalField(blank=True, decimal_places=2, max_digits=10, null=True, validators=[django.core.validators.MinValueValidator(0)]),
+            model_name="item",
+            name="price",
+            field=models.DecimalField(
+                blank=True,
+                decimal_places=2,
+                max_digits=10,
+                null=True,
+                validators=[django.core.validators.MinValueValidator(0)],
+            ),
         ),
         migrations.AlterField(
-            model_name='snapshot',
-            name='content_hash',
-            field=models.CharField(editable=False, help_text='SHA-256 of the decoded RGB pixels (after EXIF orientation): identical pictures are detected.', max_length=64, unique=True),
+            model_name="snapshot",
+            name="content_hash",
+            field=models.CharField(
+                editable=False,
+                help_text="SHA-256 of the decoded RGB pixels (after EXIF orientation): identical pictures are detected.",
+                max_length=64,
+                unique=True,
+            ),
         ),
         migrations.AlterField(
-            model_name='snapshot',
-            name='person_age',
-            field=models.PositiveSmallIntegerField(blank=True, null=True, validators=[django.core.validators.MaxValueValidator(130)]),
+            model_name="snapshot",
+            name="person_age",
+            field=models.PositiveSmallIntegerField(
+                blank=True, null=True, validators=[django.core.validators.MaxValueValidator(130)]
+            ),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.CheckConstraint(condition=models.Q(('price__isnull', True), ('price__gte', 0), _connector='OR'), name='catalog_item_price_not_negative'),
+            model_name="item",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("price__isnull", True), ("price__gte", 0), _connector="OR"),
+                name="catalog_item_price_not_negative",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='snapshot',
-            constraint=models.CheckConstraint(condition=models.Q(('person_age__isnull', True), ('person_age__lte', 130), _connector='OR'), name='catalog_snapshot_person_age_range'),
+            model_name="snapshot",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("person_age__isnull", True), ("person_age__lte", 130), _connector="OR"),
+                name="catalog_snapshot_person_age_range",
+            ),
         ),
     ]

@@ -5,37 +5,73 @@ from pgvector.django import VectorExtension
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         VectorExtension(),
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('backbone', models.CharField(max_length=50)),
-                ('config', models.JSONField(blank=True, default=dict, help_text='Full ml.config.ModelConfig as a dict.')),
-                ('is_pretrained_only', models.BooleanField(default=False, help_text='Off-the-shelf ImageNet backbone without training on posts.')),
-                ('artifact_path', models.CharField(blank=True, max_length=500)),
-                ('artifact_checksum', models.CharField(blank=True, max_length=64)),
-                ('dim', models.PositiveIntegerField(blank=True, help_text='Descriptor dimension.', null=True)),
-                ('max_regions', models.PositiveSmallIntegerField(default=1, help_text='Descriptors per snapshot (region 0 = global).')),
-                ('status', models.CharField(choices=[('training', 'Training'), ('evaluating', 'Evaluating'), ('ready', 'Ready'), ('active', 'Active'), ('failed', 'Failed'), ('retired', 'Retired')], default='training', max_length=20)),
-                ('training_counts', models.JSONField(blank=True, default=dict, help_text='Posts/images used for training and held out.')),
-                ('metrics', models.JSONField(blank=True, default=dict, help_text='Metrics on the held-out split.')),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('activated_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("backbone", models.CharField(max_length=50)),
+                (
+                    "config",
+                    models.JSONField(blank=True, default=dict, help_text="Full ml.config.ModelConfig as a dict."),
+                ),
+                (
+                    "is_pretrained_only",
+                    models.BooleanField(
+                        default=False, help_text="Off-the-shelf ImageNet backbone without training on posts."
+                    ),
+                ),
+                ("artifact_path", models.CharField(blank=True, max_length=500)),
+                ("artifact_checksum", models.CharField(blank=True, max_length=64)),
+                ("dim", models.PositiveIntegerField(blank=True, help_text="Descriptor dimension.", null=True)),
+                (
+                    "max_regions",
+                    models.PositiveSmallIntegerField(
+                        default=1, help_text="Descriptors per snapshot (region 0 = global)."
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("training", "Training"),
+                            ("evaluating", "Evaluating"),
+                            ("ready", "Ready"),
+                            ("active", "Active"),
+                            ("failed", "Failed"),
+                            ("retired", "Retired"),
+                        ],
+                        default="training",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "training_counts",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Posts/images used for training and held out."
+                    ),
+                ),
+                ("metrics", models.JSONField(blank=True, default=dict, help_text="Metrics on the held-out split.")),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("activated_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status', 'active')), fields=('status',), name='recommender_one_active_model_version')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "active")),
+                        fields=("status",),
+                        name="recommender_one_active_model_version",
+                    )
+                ],
             },
         ),
     ]

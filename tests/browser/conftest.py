@@ -24,8 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path(os.environ.get("LOOKBOOK_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
 ]
 
 
@@ -97,15 +101,26 @@ def shop(datasets_dir, transactional_db):
         style = (boho, street, classic)[n % 3]
         path = datasets_dir / "clothing-dataset" / "images" / f"{row['image']}.jpg"
         items.append(
-            f.make_item(row["label"], image=validate_image_upload(path), styles=[style], category=tops,
-                        brand=acme if n % 2 else None, price="39.90")
+            f.make_item(
+                row["label"],
+                image=validate_image_upload(path),
+                styles=[style],
+                category=tops,
+                brand=acme if n % 2 else None,
+                price="39.90",
+            )
         )
     looks = []
     for n in range(1, 9):
         path = datasets_dir / "ccp" / "photos" / f"{n:04d}.jpg"
         looks.append(
-            f.make_snapshot(f"Look {n}", image=validate_image_upload(path), styles=[(boho, street)[n % 2]],
-                            items=items[n:n + 2], person_name=f"Person {n}")
+            f.make_snapshot(
+                f"Look {n}",
+                image=validate_image_upload(path),
+                styles=[(boho, street)[n % 2]],
+                items=items[n : n + 2],
+                person_name=f"Person {n}",
+            )
         )
     # Street/classic items sit near the query direction, boho ones further away.
     vectors = []

@@ -8,8 +8,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def result_ids(page, kind: str) -> list[int]:
-    return [int(x) for x in page.locator(f"#recommendations [data-{kind}-id]").evaluate_all(
-        f"els => els.map(e => e.dataset.{kind}Id)")]
+    return [
+        int(x)
+        for x in page.locator(f"#recommendations [data-{kind}-id]").evaluate_all(
+            f"els => els.map(e => e.dataset.{kind}Id)"
+        )
+    ]
 
 
 def test_open_a_look_see_six_items_and_filter_by_style(page, shop, screenshot):

@@ -38,8 +38,14 @@ class Catalog:
             serial = next(_serial)
             rows.append(
                 Item(
-                    name=f"{name} {serial}", image=f"images/test/{serial}.jpg", width=300, height=400,
-                    content_hash=uuid.uuid4().hex, category=category, brand=brand, embedding_status="ready",
+                    name=f"{name} {serial}",
+                    image=f"images/test/{serial}.jpg",
+                    width=300,
+                    height=400,
+                    content_hash=uuid.uuid4().hex,
+                    category=category,
+                    brand=brand,
+                    embedding_status="ready",
                 )
             )
         items = Item.objects.bulk_create(rows)
@@ -56,8 +62,13 @@ class Catalog:
             serial = next(_serial)
             rows.append(
                 Snapshot(
-                    title=f"Look {serial}", image=f"images/test/s{serial}.jpg", width=300, height=450,
-                    content_hash=uuid.uuid4().hex, is_published=is_published, embedding_status="ready",
+                    title=f"Look {serial}",
+                    image=f"images/test/s{serial}.jpg",
+                    width=300,
+                    height=450,
+                    content_hash=uuid.uuid4().hex,
+                    is_published=is_published,
+                    embedding_status="ready",
                 )
             )
         snapshots = Snapshot.objects.bulk_create(rows)
@@ -119,8 +130,14 @@ def reco_catalog(catalog_rows, rng):
     for look in looks:
         catalog_rows.snapshot_vectors(version, look, rng.normal(size=(2, 8)).tolist())
     return {
-        "version": version, "items": items, "looks": looks, "boho": boho, "street": street, "tops": tops,
-        "shirts": shirts, "acme": acme,
+        "version": version,
+        "items": items,
+        "looks": looks,
+        "boho": boho,
+        "street": street,
+        "tops": tops,
+        "shirts": shirts,
+        "acme": acme,
     }
 
 

@@ -34,8 +34,9 @@ def test_filters_apply_and_a_parent_category_includes_its_children(client, reco_
 
     assert len(boho["results"]) == 5
     assert boho["filters"]["style"] == ["boho"]
-    assert set(Item.objects.filter(pk__in=[r["item"]["id"] for r in boho["results"]]).values_list(
-        "styles__slug", flat=True)) == {"boho"}
+    assert set(
+        Item.objects.filter(pk__in=[r["item"]["id"] for r in boho["results"]]).values_list("styles__slug", flat=True)
+    ) == {"boho"}
     assert len(tops["results"]) == 6
     assert {r["item"]["category"] for r in tops["results"]} == {"shirts"}
     assert {r["item"]["brand"] for r in both["results"]} == {"acme"}
@@ -106,8 +107,13 @@ def test_openapi_schema_and_docs_are_served(client, db):
 
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    assert {"/api/snapshots/{snapshot_id}/items", "/api/items/{item_id}/snapshots", "/api/query", "/api/items",
-            "/api/snapshots"} <= set(paths)
+    assert {
+        "/api/snapshots/{snapshot_id}/items",
+        "/api/items/{item_id}/snapshots",
+        "/api/query",
+        "/api/items",
+        "/api/snapshots",
+    } <= set(paths)
     assert docs.status_code == 200
 
 

@@ -12,7 +12,14 @@ from recommender.indexes import vector_index_ensure
 from recommender.models import ModelVersion
 
 SMALL = dict(
-    items=400, snapshots=80, regions=4, dim=16, clusters=20, queries=5, warmup=5, ef_search="40",
+    items=400,
+    snapshots=80,
+    regions=4,
+    dim=16,
+    clusters=20,
+    queries=5,
+    warmup=5,
+    ef_search="40",
     ef_search_snapshots="60",
 )
 

@@ -20,9 +20,7 @@ def test_uploaded_photos_are_answered_by_a_worker_and_not_stored(client, reco_ca
     piece = client.post(
         "/api/query", {"direction": "item_to_snapshots", "image": f.make_upload("bag.png", fmt="PNG"), "k": 4}
     )
-    filtered = client.post(
-        "/api/query", {"direction": "snapshot_to_items", "image": f.make_upload(), "style": "boho"}
-    )
+    filtered = client.post("/api/query", {"direction": "snapshot_to_items", "image": f.make_upload(), "style": "boho"})
     page = client.post("/search/", {"direction": "item_to_snapshots", "image": f.make_upload()})
 
     assert look.status_code == 200, look.content
