@@ -9,23 +9,33 @@ from django.db.models import Count, Prefetch, QuerySet
 from catalog.models import Category, EmbeddingStatus, Item, PostItem, Snapshot
 
 
+def category_ids_with_descendants(root_ids: Iterable[int]) -> tuple[int, ...]:
+    """The given categories and every category below them, sorted: the one walk of the category tree
+    (the tree is small: one query)."""
+    children: dict[int | None, list[int]] = {}
+    for cid, parent_id in Category.objects.values_list("id", "parent_id"):
+        children.setdefault(parent_id, []).append(cid)
+    seen: set[int] = set()
+    stack = list(root_ids)
+    while stack:
+        cid = stack.pop()
+        if cid not in seen:
+            seen.add(cid)
+            stack.extend(children.get(cid, []))
+    return tuple(sorted(seen))
+
+
 def category_descendant_ids(*, category: Category) -> list[int]:
-    """Ids of ``category`` and every category below it (one query per tree level)."""
-    ids, frontier = [category.pk], [category.pk]
-    while frontier:
-        frontier = list(Category.objects.filter(parent_id__in=frontier).values_list("pk", flat=True))
-        ids.extend(frontier)
-    return ids
+    """Ids of ``category`` and every category below it."""
+    return list(category_ids_with_descendants([category.pk]))
 
 
 def item_list(*, categories: Iterable[Category] | None = None, with_subcategories: bool = True) -> QuerySet[Item]:
     """Items with brand and category joined, optionally limited to categories (and their subtrees)."""
     qs = Item.objects.select_related("brand", "category", "category__parent")
     if categories is not None:
-        ids: list[int] = []
-        for category in categories:
-            ids.extend(category_descendant_ids(category=category) if with_subcategories else [category.pk])
-        qs = qs.filter(category_id__in=ids)
+        roots = [category.pk for category in categories]
+        qs = qs.filter(category_id__in=category_ids_with_descendants(roots) if with_subcategories else roots)
     return qs
 
 

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 
 from catalog.embedding_targets import target
 from catalog.models import Brand, Category, Style
+from catalog.selectors import category_ids_with_descendants
 
 
 class UnknownFilter(ValueError):
@@ -72,22 +73,6 @@ def _ids_for(model, kind: str, slugs: list[str]) -> tuple[int, ...]:
     if missing:
         raise UnknownFilter(kind, missing)
     return tuple(sorted(found.values()))
-
-
-def category_ids_with_descendants(root_ids: Iterable[int]) -> tuple[int, ...]:
-    """The given categories and all categories below them (the tree is small: one query)."""
-    children: dict[int | None, list[int]] = {}
-    for cid, parent_id in Category.objects.values_list("id", "parent_id"):
-        children.setdefault(parent_id, []).append(cid)
-    seen: set[int] = set()
-    stack = list(root_ids)
-    while stack:
-        cid = stack.pop()
-        if cid in seen:
-            continue
-        seen.add(cid)
-        stack.extend(children.get(cid, []))
-    return tuple(sorted(seen))
 
 
 def filters_resolve(
