@@ -13,7 +13,7 @@ from django.utils.html import format_html
 
 from catalog.forms import ItemAdminForm, PostItemInlineForm, SnapshotAdminForm
 from catalog.models import Brand, Category, Item, PostItem, Snapshot, Style, Tag
-from catalog.selectors import category_descendant_ids
+from catalog.selectors import category_ids_with_descendants
 from catalog.services.embedding_queue import embeddings_requeue
 from catalog.services.items import item_create, item_update
 from catalog.services.posts import post_create, post_update
@@ -30,9 +30,16 @@ def _thumb(obj, size: int) -> str:
 
 
 class ImageRecordAdminMixin:
-    """List thumbnail, large preview and the re-queue action, shared by items and snapshots."""
+    """Thumbnails, the image and embedding facts, and the re-queue action, shared by items and snapshots.
+
+    ``requeue_as`` names this model's argument to ``embeddings_requeue``.
+    """
 
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    readonly_fields = [*IMAGE_FACTS, *EMBEDDING_FACTS]
+    actions = ["requeue_embeddings"]
+    list_per_page = 50
+    requeue_as: str
 
     @admin.display(description="Image")
     def thumb(self, obj) -> str:
@@ -42,19 +49,28 @@ class ImageRecordAdminMixin:
     def preview(self, obj) -> str:
         return _thumb(obj, 320)
 
-    def _requeue(self, request, queryset, **kwargs) -> None:
-        items, snapshots = embeddings_requeue(**kwargs)
+    def _fieldsets(self, obj, *editable):
+        """The editable sections, then (on an existing row) the read-only image and embedding facts."""
+        if obj is None:
+            return list(editable)
+        return [*editable, ("Image facts", {"fields": IMAGE_FACTS}), ("Embedding", {"fields": EMBEDDING_FACTS})]
+
+    @admin.action(description="Queue embeddings again")
+    def requeue_embeddings(self, request, queryset):
+        items, snapshots = embeddings_requeue(**{self.requeue_as: queryset})
         self.message_user(
             request, f"Queued embeddings again for {items + snapshots} rows (marked pending).", messages.SUCCESS
         )
 
 
 class CategoryTreeFilter(admin.SimpleListFilter):
-    """Category filter that includes subcategories (choosing "Shoes" lists sneakers too)."""
+    """Category filter that includes subcategories (choosing "Shoes" lists sneakers too).
+
+    Items: in the category; snapshots: with a curated item in it (the querysets' ``in_categories``).
+    """
 
     title = "category"
     parameter_name = "category"
-    field_path = "category_id"
 
     def lookups(self, request, model_admin):
         return [(str(c.pk), str(c)) for c in Category.objects.select_related("parent")]
@@ -65,7 +81,8 @@ class CategoryTreeFilter(admin.SimpleListFilter):
         category = Category.objects.filter(pk=self.value()).first()
         if category is None:
             return queryset.none()
-        return queryset.filter(**{f"{self.field_path}__in": category_descendant_ids(category=category)}).distinct()
+        # a snapshot repeats once per curated item in the subtree
+        return queryset.in_categories(category_ids_with_descendants([category.pk])).distinct()
 
 
 class ItemCategoryTreeFilter(CategoryTreeFilter):
@@ -73,7 +90,6 @@ class ItemCategoryTreeFilter(CategoryTreeFilter):
 
     title = "item category"
     parameter_name = "item_category"
-    field_path = "post_items__item__category_id"
 
 
 class PostItemInline(admin.TabularInline):
@@ -102,16 +118,12 @@ class SnapshotAdmin(ImageRecordAdminMixin, admin.ModelAdmin):
     list_filter = ["embedding_status", "is_published", "styles", "brands", ItemCategoryTreeFilter, "tags"]
     search_fields = ["title", "person_name", "person_occupation", "source_key", "content_hash"]
     autocomplete_fields = ["styles", "tags", "brands"]
-    readonly_fields = [*IMAGE_FACTS, *EMBEDDING_FACTS]
-    actions = ["requeue_embeddings"]
-    list_per_page = 50
+    requeue_as = "snapshots"
 
     def get_fieldsets(self, request, obj=None):
         post = ("Post", {"fields": ["image", "title", "styles", "tags", "brands", "source_url", "is_published"]})
         person = ("Person", {"fields": ["person_name", "person_age", "person_occupation"]})
-        if obj is None:
-            return [post, person]
-        return [post, person, ("Image facts", {"fields": IMAGE_FACTS}), ("Embedding", {"fields": EMBEDDING_FACTS})]
+        return self._fieldsets(obj, post, person)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(item_total=Count("post_items", distinct=True))
@@ -119,10 +131,6 @@ class SnapshotAdmin(ImageRecordAdminMixin, admin.ModelAdmin):
     @admin.display(description="Items", ordering="item_total")
     def item_count(self, obj) -> int:
         return obj.item_total
-
-    @admin.action(description="Queue embeddings again")
-    def requeue_embeddings(self, request, queryset):
-        self._requeue(request, queryset, snapshots=queryset)
 
     def save_model(self, request, obj, form, change):
         # The whole post (snapshot + inline items) is written by one service call in save_related,
@@ -162,19 +170,11 @@ class ItemAdmin(ImageRecordAdminMixin, admin.ModelAdmin):
     list_select_related = ["brand", "category", "category__parent"]
     search_fields = ["name", "brand__name", "category__name", "source_key", "content_hash"]
     autocomplete_fields = ["brand", "category", "styles"]
-    readonly_fields = [*IMAGE_FACTS, *EMBEDDING_FACTS]
-    actions = ["requeue_embeddings"]
-    list_per_page = 50
+    requeue_as = "items"
 
     def get_fieldsets(self, request, obj=None):
         main = (None, {"fields": ["image", "name", "brand", "category", "styles", "price", "product_url"]})
-        if obj is None:
-            return [main]
-        return [main, ("Image facts", {"fields": IMAGE_FACTS}), ("Embedding", {"fields": EMBEDDING_FACTS})]
-
-    @admin.action(description="Queue embeddings again")
-    def requeue_embeddings(self, request, queryset):
-        self._requeue(request, queryset, items=queryset)
+        return self._fieldsets(obj, main)
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

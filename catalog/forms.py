@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 
 from catalog.models import Brand, Category, Item, PostItem, Snapshot
-from catalog.services.images import DuplicateImageError, find_duplicate
+from catalog.services.images import DuplicateImageError, ensure_not_duplicate
 from catalog.services.posts import NewItem
 from catalog.validators import CleanImage, validate_image_upload
 
@@ -23,27 +23,28 @@ IMAGE_HELP = "JPEG, PNG or WebP. Stored as RGB with the EXIF orientation applied
 
 def _validate_upload(upload: UploadedFile, *, model: type[Item] | type[Snapshot], exclude_pk: int | None) -> CleanImage:
     clean = validate_image_upload(upload, name=upload.name)
-    existing = find_duplicate(model=model, content_hash=clean.content_hash, exclude_pk=exclude_pk)
-    if existing is not None:
-        raise DuplicateImageError(clean, existing)
+    ensure_not_duplicate(model=model, clean=clean, exclude_pk=exclude_pk)
     return clean
 
 
-def _image_field() -> forms.FileField:
-    # A plain FileField: Django's ImageField would answer with its own generic message first.
-    return forms.FileField(label="Image", help_text=IMAGE_HELP, widget=AdminFileWidget)
+def _url_field(label: str) -> forms.URLField:
+    return forms.URLField(label=label, max_length=500, required=False, assume_scheme="https")
 
 
-class _ImageUploadMixin:
+class _ImageUploadForm(forms.ModelForm):
     """The ``image`` upload is validated by the catalog validator; the result is ``self.clean_image_value``.
 
     The form never writes the upload to the row itself: the services store the cleaned picture.
     """
 
+    # A plain FileField: Django's ImageField would answer with its own generic message first.
+    image = forms.FileField(label="Image", help_text=IMAGE_HELP, widget=AdminFileWidget)
+
     image_model: type[Item] | type[Snapshot]
     clean_image_value: CleanImage | None = None
 
-    def _setup_image_field(self) -> None:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         field = self.fields["image"]
         if self.instance.pk and self.instance.image:
             field.required = False
@@ -62,10 +63,9 @@ class _ImageUploadMixin:
         return self.instance.image  # unchanged on the instance; the services attach clean_image_value
 
 
-class SnapshotAdminForm(_ImageUploadMixin, forms.ModelForm):
+class SnapshotAdminForm(_ImageUploadForm):
     image_model = Snapshot
-    image = _image_field()
-    source_url = forms.URLField(label="Source URL", max_length=500, required=False, assume_scheme="https")
+    source_url = _url_field("Source URL")
 
     class Meta:
         model = Snapshot
@@ -81,23 +81,14 @@ class SnapshotAdminForm(_ImageUploadMixin, forms.ModelForm):
             "is_published",
         ]
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._setup_image_field()
 
-
-class ItemAdminForm(_ImageUploadMixin, forms.ModelForm):
+class ItemAdminForm(_ImageUploadForm):
     image_model = Item
-    image = _image_field()
-    product_url = forms.URLField(label="Product URL", max_length=500, required=False, assume_scheme="https")
+    product_url = _url_field("Product URL")
 
     class Meta:
         model = Item
         fields = ["name", "brand", "category", "styles", "price", "product_url"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._setup_image_field()
 
 
 class PostItemInlineForm(forms.ModelForm):
@@ -112,7 +103,7 @@ class PostItemInlineForm(forms.ModelForm):
         Category.objects.select_related("parent"), label="New item category", required=False
     )
     new_price = forms.DecimalField(label="New item price", max_digits=10, decimal_places=2, min_value=0, required=False)
-    new_product_url = forms.URLField(label="New item URL", max_length=500, required=False, assume_scheme="https")
+    new_product_url = _url_field("New item URL")
 
     clean_new_image_value: CleanImage | None = None
 

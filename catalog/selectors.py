@@ -25,17 +25,12 @@ def category_ids_with_descendants(root_ids: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted(seen))
 
 
-def category_descendant_ids(*, category: Category) -> list[int]:
-    """Ids of ``category`` and every category below it."""
-    return list(category_ids_with_descendants([category.pk]))
-
-
 def item_list(*, categories: Iterable[Category] | None = None, with_subcategories: bool = True) -> QuerySet[Item]:
     """Items with brand and category joined, optionally limited to categories (and their subtrees)."""
     qs = Item.objects.select_related("brand", "category", "category__parent")
     if categories is not None:
-        roots = [category.pk for category in categories]
-        qs = qs.filter(category_id__in=category_ids_with_descendants(roots) if with_subcategories else roots)
+        ids = [category.pk for category in categories]
+        qs = qs.in_categories(category_ids_with_descendants(ids) if with_subcategories else ids)
     return qs
 
 

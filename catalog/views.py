@@ -5,37 +5,46 @@ Thin adapters: parse the query string, call the recommender's selectors, render.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from recommender import selectors
-from recommender.views import filter_state, items_for_snapshot_context, page_size, snapshots_for_item_context
+from recommender.views import (
+    FilterState,
+    filter_state,
+    items_for_snapshot_context,
+    page_size,
+    snapshots_for_item_context,
+)
+
+
+def _render_tab(request: HttpRequest, template: str, *, tab: str, state: FilterState, **context) -> HttpResponse:
+    """A page under one of the two tabs, with the filter bar's state and options."""
+    context.update(tab=tab, filter_state=state, options=selectors.filter_options())
+    return render(request, template, context)
+
+
+def _grid(request: HttpRequest, template: str, *, tab: str, rows: Callable[..., QuerySet]) -> HttpResponse:
+    state = filter_state(request)
+    page = Paginator(rows(filters=state.filters), page_size()).get_page(request.GET.get("page"))
+    return _render_tab(request, template, tab=tab, state=state, page=page)
 
 
 @require_GET
 def snapshot_list(request: HttpRequest) -> HttpResponse:
     """Tab 1, "Snapshot -> items": the looks grid with filters, pagination and the upload box."""
-    state = filter_state(request)
-    page = Paginator(selectors.snapshot_list(filters=state.filters), page_size()).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "catalog/snapshot_list.html",
-        {"tab": "snapshots", "page": page, "filter_state": state, "options": selectors.filter_options()},
-    )
+    return _grid(request, "catalog/snapshot_list.html", tab="snapshots", rows=selectors.snapshot_list)
 
 
 @require_GET
 def item_list(request: HttpRequest) -> HttpResponse:
     """Tab 2, "Item -> snapshots": the items grid with filters, pagination and the upload box."""
-    state = filter_state(request)
-    page = Paginator(selectors.item_list(filters=state.filters), page_size()).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "catalog/item_list.html",
-        {"tab": "items", "page": page, "filter_state": state, "options": selectors.filter_options()},
-    )
+    return _grid(request, "catalog/item_list.html", tab="items", rows=selectors.item_list)
 
 
 @require_GET
@@ -43,17 +52,14 @@ def snapshot_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A look: the photo, its metadata, the curated items, and live recommendations."""
     snapshot = selectors.snapshot_get(snapshot_id=pk)
     state = filter_state(request)
-    return render(
+    return _render_tab(
         request,
         "catalog/snapshot_detail.html",
-        {
-            "tab": "snapshots",
-            "snapshot": snapshot,
-            "curated": [link.item for link in snapshot.post_items.all()],
-            "filter_state": state,
-            "options": selectors.filter_options(),
-            **items_for_snapshot_context(snapshot_id=pk, filters=state.filters),
-        },
+        tab="snapshots",
+        state=state,
+        snapshot=snapshot,
+        curated=[link.item for link in snapshot.post_items.all()],
+        **items_for_snapshot_context(snapshot_id=pk, filters=state.filters),
     )
 
 
@@ -62,14 +68,11 @@ def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """An item and the looks that wear something like it."""
     item = selectors.item_get(item_id=pk)
     state = filter_state(request)
-    return render(
+    return _render_tab(
         request,
         "catalog/item_detail.html",
-        {
-            "tab": "items",
-            "item": item,
-            "filter_state": state,
-            "options": selectors.filter_options(),
-            **snapshots_for_item_context(item_id=pk, filters=state.filters),
-        },
+        tab="items",
+        state=state,
+        item=item,
+        **snapshots_for_item_context(item_id=pk, filters=state.filters),
     )
