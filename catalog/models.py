@@ -4,7 +4,8 @@ Descriptors live in per-image embedding tables keyed by model version, so vector
 several versions coexist: a new version is filled completely before it is switched
 on, and the previous one stays for rollback. The vector column has no fixed
 dimension (versions may differ); each version gets its own partial HNSW index on
-``(vector::vector(dim))`` WHERE model_version_id = <id> (see recommender).
+``(vector::halfvec(dim))`` by default (``RECOMMENDER_INDEX_PRECISION``) WHERE
+model_version_id = <id> (see recommender.indexes).
 """
 
 from __future__ import annotations
