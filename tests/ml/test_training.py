@@ -86,7 +86,8 @@ def test_bad_records_raise(tmp_path):
 
 
 def test_in_memory_images_are_cached_by_content(tmp_path, records, weights_cache):
-    from ml.training import _key, _validate
+    from ml.training.feature_cache import cache_key as _key
+    from ml.training.feature_cache import validate_records as _validate
 
     pil_records = [(Image.open(path).convert("RGB"), cls, kind) for path, cls, kind in records[:8]]
     cfg = config()
