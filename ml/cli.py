@@ -51,7 +51,7 @@ def cmd_pretrained(args) -> int:
 
 def cmd_train(args) -> int:
     from ml.config import ModelConfig
-    from ml.training import TrainOptions, train
+    from ml.training import train
 
     config = ModelConfig(
         backbone=args.backbone,
@@ -67,15 +67,8 @@ def cmd_train(args) -> int:
         config.item_size = args.item_size
     if args.snapshot_size:
         config.snapshot_size = tuple(args.snapshot_size)
-    options = TrainOptions(
-        epochs=args.epochs,
-        item_views=args.item_views,
-        snapshot_views=args.snapshot_views,
-        learning_rate=args.lr,
-        **_stage2_options(args, args.stage2_epochs, args.stage2_lr),
-    )
-    records = ccp_records(args.ccp, "train", args.crops_dir, limit=args.limit)
-    val = ccp_records(args.ccp, args.val_split, args.crops_dir) if args.val_split else None
+    options = _options(args, args.stage2_epochs, args.stage2_lr, epochs=args.epochs, learning_rate=args.lr)
+    records, val = _records(args)
     metrics = train(
         records,
         config,
@@ -91,26 +84,34 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _stage2_options(args, epochs: int, head_lr: float) -> dict:
-    return {
-        "stage2_epochs": epochs,
-        "finetune_stages": args.finetune_stages,
-        "backbone_learning_rate": args.backbone_lr,
-        "stage2_learning_rate": head_lr,
-        "mixed_precision": args.mixed_precision,
-    }
+def _options(args, stage2_epochs: int, stage2_lr: float, **stage1):
+    """``TrainOptions`` from the flags both training commands share, plus stage 1's for ``train``."""
+    from ml.training import TrainOptions
+
+    return TrainOptions(
+        item_views=args.item_views,
+        snapshot_views=args.snapshot_views,
+        stage2_epochs=stage2_epochs,
+        finetune_stages=args.finetune_stages,
+        backbone_learning_rate=args.backbone_lr,
+        stage2_learning_rate=stage2_lr,
+        mixed_precision=args.mixed_precision,
+        **stage1,
+    )
+
+
+def _records(args):
+    """The CCP train records (``--limit``) and the ``--val-split`` records (None without one)."""
+    records = ccp_records(args.ccp, "train", args.crops_dir, limit=args.limit)
+    val = ccp_records(args.ccp, args.val_split, args.crops_dir) if args.val_split else None
+    return records, val
 
 
 def cmd_finetune(args) -> int:
-    from ml.training import TrainOptions, finetune
+    from ml.training import finetune
 
-    options = TrainOptions(
-        item_views=args.item_views,
-        snapshot_views=args.snapshot_views,
-        **_stage2_options(args, args.epochs, args.lr),
-    )
-    records = ccp_records(args.ccp, "train", args.crops_dir, limit=args.limit)
-    val = ccp_records(args.ccp, args.val_split, args.crops_dir) if args.val_split else None
+    options = _options(args, args.epochs, args.lr)
+    records, val = _records(args)
     metrics = finetune(
         records,
         args.source,
