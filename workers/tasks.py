@@ -95,12 +95,14 @@ def embed_query(image_b64: str, kind: str) -> dict:
 
 # --- versions and training: jobs (workers.jobs.JobTask keeps each one's Job row) --------------------------
 
-# Re-index and activate embed every image: resumable, so a run lost with its worker is safely redelivered.
+# Re-index and activate embed every image and may run for hours, longer than the broker's visibility
+# timeout, after which a late-acknowledged message would be given to a second worker while the first
+# still runs. So they acknowledge on start, and a run lost with its worker is resumed by the sweep
+# (its heartbeat stops: workers.versioning.resume_stale_reindex); the work is resumable.
 VERSION_JOB_OPTIONS = {
     "base": JobTask,
     "bind": True,
-    "acks_late": True,
-    "reject_on_worker_lost": True,
+    "acks_late": False,
     "soft_time_limit": settings.WORKERS_TRAIN_TIME_LIMIT_S,
     "time_limit": settings.WORKERS_TRAIN_TIME_LIMIT_S + 300,
     **RETRY,
@@ -111,8 +113,7 @@ VERSION_JOB_OPTIONS = {
     name=registry.MODEL_BOOTSTRAP.name,
     base=JobTask,
     bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
+    acks_late=False,  # re-indexes the catalog: as VERSION_JOB_OPTIONS (the sweep resumes a lost run)
     success_message="{message}",
     setting_defaults={"backbone": "ML_BACKBONE"},
     **RETRY,

@@ -4,7 +4,8 @@ The broker is the embedded Redis (config.devservices) unless CELERY_BROKER_URL n
 """
 
 from config import devservices, env
-from workers.registry import task_routes
+from config.settings import workers as workers_settings
+from workers import registry
 
 if devservices.embedded_broker():
     # `make run` uses logical database 0; the test suite takes its own (config.settings_test).
@@ -29,17 +30,44 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # On a lost broker connection, cancel running late-acknowledged tasks: they can no longer be
 # acknowledged, and the broker gives them to a worker again.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Delivery after a worker dies. Redis keeps each delivered, unacknowledged message aside; a worker's scan
+# (every interval x throttle seconds) gives those older than the visibility timeout back to the queue.
+# Only short tasks acknowledge late (the embedding batches: idempotent upserts), and the timeout is set
+# above their hard time limit, so a message comes back only once its task can no longer be running;
+# tasks that may run for hours (re-index, activate, bootstrap, training) acknowledge on start, and the
+# sweep resumes a re-index whose heartbeat stopped (workers.versioning.resume_stale_reindex).
+# tests/workers/test_delivery.py keeps the two rules.
+CELERY_TASK_ACKS_LATE = False
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+# Seconds before a dead worker's unacknowledged message is given back: the embedding tasks' hard limit
+# (their soft limit + 60 s) plus a minute; 12 minutes with the defaults.
+_LATE_ACK_HARD_LIMIT_S = workers_settings.WORKERS_EMBED_TIME_LIMIT_S + 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Seconds before a dead worker's unacknowledged message is given to another worker.
-    "visibility_timeout": env.get_int("CELERY_VISIBILITY_TIMEOUT", 3600),
-    # How often a worker looks for such messages (kombu's Redis transport: a scan every
-    # interval x throttle seconds restores those older than the visibility timeout).
+    "visibility_timeout": env.get_int("CELERY_VISIBILITY_TIMEOUT", _LATE_ACK_HARD_LIMIT_S + 60),
     "unacked_restore_interval": env.get_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
-    "unacked_restore_throttle": env.get_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
+    "unacked_restore_throttle": env.get_int("CELERY_UNACKED_RESTORE_THROTTLE", 3),
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
-CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_DEFAULT_QUEUE = registry.DEFAULT
 # Where each task runs: shopper queries on their own low-latency queue; embedding and
 # training on the GPU/embedding box; small bookkeeping (sweep, retrain check) on "default".
-CELERY_TASK_ROUTES = task_routes()  # one registry of task name, queue and job kind
+CELERY_TASK_ROUTES = registry.task_routes()  # one registry of task name, queue and job kind
+
+# --- Redis unavailable: bounded waits -------------------------------------------
+# A web request that publishes a task or waits on its result hears of a dead Redis within about a
+# second instead of after the library defaults (20 result-store reconnects a second apart: 19 s, and
+# no timeout on a server that accepts but never answers). Workers are not slowed by these: their event
+# loop applies no socket timeout to BRPOP, and they reconnect to the broker on their own schedule.
+# The measurements are in docs/reliability.md.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.get_float("CELERY_REDIS_CONNECT_TIMEOUT_S", 1.0)
+CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = CELERY_BROKER_CONNECTION_TIMEOUT
+CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] = env.get_float("CELERY_REDIS_SOCKET_TIMEOUT_S", 2.0)
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = CELERY_BROKER_CONNECTION_TIMEOUT
+CELERY_REDIS_SOCKET_TIMEOUT = CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"]
+# One quick reconnect of the result store (or a publish) before the caller is told; a later call
+# connects afresh, so nothing needs a restart once Redis is back.
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
