@@ -10,6 +10,7 @@ from config.settings.base import *  # noqa: F403
 from config.settings.catalog import *  # noqa: F403
 from config.settings.celery import *  # noqa: F403
 from config.settings.database import *  # noqa: F403
+from config.settings.health import *  # noqa: F403
 from config.settings.ml import *  # noqa: F403
 from config.settings.recommender import *  # noqa: F403
 from config.settings.security import *  # noqa: F403

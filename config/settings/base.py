@@ -107,6 +107,3 @@ LOGGING = {
     # SQL is logged at DEBUG; keep it out even when LOG_LEVEL=DEBUG.
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
-
-# How long GET /healthz (config.health) waits for a Celery worker to answer a ping.
-HEALTH_WORKER_PING_TIMEOUT_S = env.get_float("HEALTH_WORKER_PING_TIMEOUT_S", 1.0)
