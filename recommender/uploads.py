@@ -50,6 +50,12 @@ class QueryUnavailable(RecommendationUnavailable):
     message = "We could not analyse your photo right now. Please try again in a minute."
 
 
+class BrokerUnavailable(QueryUnavailable):
+    """The task could not be sent: the broker (or the result store) is unreachable."""
+
+    message = "Photo search is unavailable right now. Please try again in a minute."
+
+
 @dataclass(frozen=True)
 class UploadResult:
     direction: str
@@ -81,6 +87,21 @@ def _query_worker_available() -> bool:
     return seen
 
 
+def _revoke_quietly(result) -> None:
+    """Revoke a query nobody waits for any more; a broker outage must not turn the 503 into a 500."""
+    try:
+        result.revoke()
+    except Exception as exc:  # noqa: BLE001 - the query expires in the queue anyway
+        logger.warning("could not revoke query %s: %r", result.id, exc)
+
+
+def _forget_quietly(result) -> None:
+    try:
+        result.forget()
+    except Exception as exc:  # noqa: BLE001 - the stored result expires on its own (CELERY_RESULT_EXPIRES)
+        logger.warning("could not forget query %s: %r", result.id, exc)
+
+
 def query_vectors_request(*, image: CleanImage, kind: str, timeout: float | None = None) -> tuple[int, np.ndarray]:
     """Send the picture to ``workers.embed_query`` and wait for ``(model_version_id, float32 vectors)``.
 
@@ -94,25 +115,30 @@ def query_vectors_request(*, image: CleanImage, kind: str, timeout: float | None
     timeout = settings.RECOMMENDER_QUERY_TIMEOUT_S if timeout is None else timeout
     started = time.monotonic()
     payload = base64.b64encode(image.content).decode("ascii")
-    result = app.send_task(
-        settings.RECOMMENDER_QUERY_TASK,
-        args=[payload, kind],
-        queue=settings.RECOMMENDER_QUERY_QUEUE,
-        expires=timeout,
-    )
+    try:
+        # Publishing also subscribes to the result; the settings bound both waits (config.settings.celery).
+        result = app.send_task(
+            settings.RECOMMENDER_QUERY_TASK,
+            args=[payload, kind],
+            queue=settings.RECOMMENDER_QUERY_QUEUE,
+            expires=timeout,
+        )
+    except Exception as exc:  # noqa: BLE001 - kombu, redis-py and Celery's result store each raise their own
+        logger.warning("could not send %s (broker unreachable?): %r", settings.RECOMMENDER_QUERY_TASK, exc)
+        raise BrokerUnavailable() from exc
     try:
         try:
             body = result.get(timeout=min(_FIRST_WAIT_S, timeout), propagate=True)
         except CeleryTimeoutError:
             if not _query_worker_available():
-                result.revoke()
+                _revoke_quietly(result)
                 raise QueryUnavailable(
                     "No worker is analysing photos right now. Please try again in a minute."
                 ) from None
             body = result.get(timeout=max(0.01, timeout - (time.monotonic() - started)), propagate=True)
     except (CeleryTimeoutError, TaskRevokedError) as exc:
         # TaskRevokedError: the task expired in the queue before a worker picked it up.
-        result.revoke()
+        _revoke_quietly(result)
         raise QueryUnavailable("Analysing your photo took too long. Please try again in a minute.") from exc
     except QueryUnavailable:
         raise
@@ -120,7 +146,7 @@ def query_vectors_request(*, image: CleanImage, kind: str, timeout: float | None
         logger.warning("embed_query failed: %s", exc)
         raise QueryUnavailable() from exc
     finally:
-        result.forget()
+        _forget_quietly(result)
     try:
         return vectors_decode(body)
     except (TypeError, ValueError) as exc:
