@@ -1,10 +1,11 @@
 """`make run`: the whole local stack in one terminal.
 
-Starts the embedded PostgreSQL and Redis (unless DATABASE_URL / CELERY_BROKER_URL
-point at real servers), applies migrations, then runs the web server, a Celery
-worker for shopper queries, a Celery worker for embedding/training, and Celery
-beat, with their output prefixed by name. Ctrl-C (or SIGTERM) stops every process
-it started, children included, and the embedded servers; data in var/ is kept.
+Starts the embedded PostgreSQL and Redis (unless DATABASE_URL / CELERY_BROKER_URL point at real
+servers), applies migrations, then hands the web server, a Celery worker for shopper queries, a
+Celery worker for embedding/training and Celery beat (config.processes) to supervisord, which
+restarts any of them that dies and logs it. Their output is shown prefixed by name and kept in
+var/log/. Ctrl-C (or SIGTERM) stops supervisord, which stops every process it started, children
+included; then the embedded servers stop. Data in var/ is kept.
 
     python -m config.run [--host 127.0.0.1] [--port 8000]
 """
@@ -17,77 +18,47 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from config import devservices, env
+import psutil
+
+from config import devservices, env, processes
 
 ROOT = env.BASE_DIR
-COLOURS = ["\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m"]
-RESET = "\033[0m"
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    colour: str
-    proc: subprocess.Popen | None = None
-    reader: threading.Thread | None = field(default=None, repr=False)
-
-
-def _pump(child: Child, out_lock: threading.Lock, use_colour: bool) -> None:
-    assert child.proc and child.proc.stdout
-    prefix = f"{child.colour}{child.name:>8} |{RESET} " if use_colour else f"{child.name:>8} | "
-    for raw in iter(child.proc.stdout.readline, b""):
-        line = raw.decode("utf-8", "replace").rstrip("\n")
-        with out_lock:
-            print(prefix + line, flush=True)
 
 
 def _say(message: str) -> None:
     print(f"{'lookbook':>8} | {message}", flush=True)
 
 
-def _stop_children(children: list[Child], grace: float = 15.0) -> None:
-    for child in children:
-        if child.proc and child.proc.poll() is None:
-            try:
-                os.killpg(child.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + grace
-    for child in children:
-        if not child.proc:
-            continue
-        remaining = max(0.1, deadline - time.monotonic())
+def _pump(stream, prefix: str) -> None:
+    for raw in iter(stream.readline, b""):
+        print(prefix + raw.decode("utf-8", "replace").rstrip("\n"), flush=True)
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _stop_supervisor(proc: subprocess.Popen, known: list[psutil.Process], grace: float = 60.0) -> None:
+    """SIGTERM to supervisord (it stops its programs, each within its stopwaitsecs); anything still
+    alive afterwards (supervisord itself killed, say) is killed with its process group."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
         try:
-            child.proc.wait(remaining)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
-            pass
-        # The whole group goes, so no pool child or reloader survives its parent.
+            proc.kill()
+            proc.wait(10)
+    for child in known:
         try:
-            os.killpg(child.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            if child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
+                child.kill()
+        except psutil.NoSuchProcess:
             pass
-        if child.reader:
-            child.reader.join(timeout=2)
-
-
-def build_children(host: str, port: int) -> list[Child]:
-    python = sys.executable
-    celery = [python, "-m", "celery", "-A", "workers"]
-    specs = [
-        ("web", [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"]),
-        ("queries", [*celery, "worker", "-Q", "queries", "-n", "queries@%h", "-c", "1", "-l", "INFO"]),
-        (
-            "worker",
-            [*celery, "worker", "-Q", "default,embedding,training", "-n", "main@%h", "-c", "1", "-l", "INFO"],
-        ),
-        ("beat", [*celery, "beat", "-l", "INFO", "--schedule", str(env.var_dir() / "celerybeat-schedule")]),
-    ]
-    return [Child(name, argv, COLOURS[i % len(COLOURS)]) for i, (name, argv) in enumerate(specs)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["PYTHONUNBUFFERED"] = "1"
     # Children must not start services themselves: this process owns them.
-    child_env = {**os.environ, "LOOKBOOK_NO_DEVSERVICES": "1"}
+    child_env = {**os.environ, "LOOKBOOK_NO_DEVSERVICES": "1", "LOOKBOOK_COLOUR": "1" if sys.stdout.isatty() else "0"}
 
     embedded = devservices.embedded_database() or devservices.embedded_broker()
     if embedded:
@@ -115,9 +86,14 @@ def main(argv: list[str] | None = None) -> int:
             devservices.stop_all()
         return migrate.returncode
 
-    children = build_children(args.host, args.port)
-    out_lock = threading.Lock()
-    use_colour = sys.stdout.isatty()
+    var = env.var_dir()
+    run_dir, log_dir = var / "run", var / "log"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs = processes.processes(host=args.host, port=args.port, schedule=var / "celerybeat-schedule")
+    conf = run_dir / "supervisord.conf"
+    conf.write_text(processes.supervisor_config(procs, run_dir=run_dir, log_dir=log_dir, cwd=ROOT))
+
     stopping = threading.Event()
 
     def on_signal(signum, _frame):
@@ -127,32 +103,40 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     exit_code = 0
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
+        cwd=ROOT,
+        env=child_env,
+        stdout=subprocess.PIPE,  # supervisord's own log: spawns, exits, restarts
+        stderr=subprocess.PIPE,  # the programs' output, prefixed by the log listener
+        start_new_session=True,  # Ctrl-C reaches this process only; it stops supervisord in order
+    )
+    readers = [
+        threading.Thread(target=_pump, args=(supervisor.stdout, f"{'supervisor':>8} | "), daemon=True),
+        threading.Thread(target=_pump, args=(supervisor.stderr, ""), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    known: list[psutil.Process] = []
     try:
-        for child in children:
-            child.proc = subprocess.Popen(
-                child.argv,
-                cwd=ROOT,
-                env=child_env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, signalled by us only
-            )
-            child.reader = threading.Thread(target=_pump, args=(child, out_lock, use_colour), daemon=True)
-            child.reader.start()
         _say(f"Lookbook is running at http://{args.host}:{args.port}/  (admin: http://{args.host}:{args.port}/admin/)")
+        _say(f"processes: {', '.join(p.name for p in procs)}; restarted when they die; logs in {log_dir}")
         _say("create a staff login with `make superuser`; press Ctrl-C to stop everything")
-        while not stopping.wait(0.5):
-            dead = [c for c in children if c.proc and c.proc.poll() is not None]
-            if dead:
-                _say(f"{dead[0].name} exited with code {dead[0].proc.returncode}; stopping the rest")
+        while not stopping.wait(1.0):
+            if supervisor.poll() is not None:
+                _say(f"supervisord exited with code {supervisor.returncode}; stopping the rest")
                 exit_code = 1
                 break
+            # Remembered so that, should supervisord itself die, its orphans are still found.
+            known = _descendants(supervisor.pid) or known
     finally:
         _say("stopping ...")
-        _stop_children(children)
+        _stop_supervisor(supervisor, known)
+        for reader in readers:
+            reader.join(timeout=5)
         if embedded:
             devservices.stop_all()
-        _say("stopped; data kept in " + str(Path(env.var_dir())))
+        _say("stopped; data kept in " + str(Path(var)))
     return exit_code
 
 

@@ -164,3 +164,48 @@ def test_run_starts_everything_stops_cleanly_and_keeps_data(tmp_path):
         assert second.interrupt() == 0
     assert restart_seconds < 60, f"second start took {restart_seconds:.0f}s"
     assert _our_servers(var_dir) == []
+
+
+def _program(supervisor: Supervisor, name: str) -> psutil.Process:
+    """The main process of one supervised program (its parent is supervisord)."""
+    markers = {"web": "runserver", "worker": "-n main@", "queries": "-n queries@", "beat": " beat "}
+    for proc in supervisor.descendants():
+        try:
+            if markers[name] in " ".join(proc.cmdline()) and "supervisord" in " ".join(proc.parent().cmdline()):
+                return proc
+        except psutil.NoSuchProcess:
+            continue
+    raise AssertionError(f"no {name} process; output:\n{supervisor.output()[-3000:]}")
+
+
+def _kill_and_see_restarted(stack: Supervisor, name: str) -> None:
+    old = _program(stack, name)
+    os.killpg(old.pid, signal.SIGKILL)  # the process and its pool children, as the OOM killer might
+    exited = f"exited: {name} (terminated by SIGKILL; not expected)"
+    stack.wait_for(lambda: exited in stack.output(), 30, f"supervisord to log the death of {name}")
+    respawned = f"spawned: '{name}' with pid"
+    stack.wait_for(lambda: respawned in stack.output().split(exited, 1)[1], 30, f"{name} to be started again")
+    assert _program(stack, name).pid != old.pid
+    assert not old.is_running() or old.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_killed_worker_beat_or_web_process_is_restarted_and_logged_and_ctrl_c_still_stops_all(tmp_path):
+    var_dir = tmp_path / "var"
+    port = _free_port()
+    stack = Supervisor(var_dir, port)
+    try:
+        stack.wait_for(stack.healthy, 180, "/healthz 200")
+        for name in ("worker", "beat", "web"):
+            _kill_and_see_restarted(stack, name)
+        # The restarted worker consumes its queues again, and the restarted web server answers.
+        stack.wait_for(stack.healthy, 120, "/healthz 200 after the restarts")
+        queues = json.loads(_get(f"http://127.0.0.1:{port}/healthz")[1])["checks"]["workers"]["queues"]
+        assert all(consumers for consumers in queues.values()), queues
+        assert (var_dir / "log" / "worker.log").read_text(errors="replace").count("ready.") >= 2
+        children = stack.descendants()
+    finally:
+        code = stack.interrupt()
+    assert code == 0, stack.output()[-3000:]
+    time.sleep(1)
+    assert [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert _our_servers(var_dir) == [], "embedded PostgreSQL/Redis must stop with Ctrl-C"
