@@ -7,6 +7,7 @@ services in ``catalog.services`` (which queue embeddings after commit).
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db import models
 from django.db.models import Count
 from django.utils.html import format_html
@@ -78,6 +79,9 @@ class CategoryTreeFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if not self.value():
             return queryset
+        if not self.value().isascii() or not self.value().isdigit():
+            # The admin answers this with the unfiltered list and its "?e=1" error, not a 500.
+            raise IncorrectLookupParameters(f"{self.parameter_name} must be a category id")
         category = Category.objects.filter(pk=self.value()).first()
         if category is None:
             return queryset.none()

@@ -37,8 +37,9 @@ class _ImageUploadForm(forms.ModelForm):
     The form never writes the upload to the row itself: the services store the cleaned picture.
     """
 
-    # A plain FileField: Django's ImageField would answer with its own generic message first.
-    image = forms.FileField(label="Image", help_text=IMAGE_HELP, widget=AdminFileWidget)
+    # A plain FileField: Django's ImageField would answer with its own generic message first. Empty files
+    # too are left to the validator, whose message names the file ("look.jpg: is empty.").
+    image = forms.FileField(label="Image", help_text=IMAGE_HELP, widget=AdminFileWidget, allow_empty_file=True)
 
     image_model: type[Item] | type[Snapshot]
     clean_image_value: CleanImage | None = None
@@ -95,7 +96,11 @@ class PostItemInlineForm(forms.ModelForm):
     """One curated item of a post: pick an existing item, or upload a new one with its name and facts."""
 
     new_image = forms.FileField(
-        label="…or upload a new item", required=False, help_text=IMAGE_HELP, widget=forms.ClearableFileInput
+        label="…or upload a new item",
+        required=False,
+        help_text=IMAGE_HELP,
+        widget=forms.ClearableFileInput,
+        allow_empty_file=True,  # the validator names the empty file
     )
     new_name = forms.CharField(label="New item name", max_length=200, required=False, help_text="Default: file name")
     new_brand = forms.ModelChoiceField(Brand.objects.all(), label="New item brand", required=False)

@@ -47,6 +47,17 @@ class CleanImage:
         return img
 
 
+def size_text(n_bytes: int) -> str:
+    """A byte count as people read it, in binary units: "15 MiB", "2.5 MiB", "700 KiB", "200 bytes".
+
+    The one wording of file sizes: the validator's messages, the API's 413 and the docs use it.
+    """
+    for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n_bytes} bytes"
+
+
 def _fail(name: str, reason: str, code: str) -> ValidationError:
     return ValidationError(f"{name}: {reason}", code=code, params={"name": name})
 
@@ -93,17 +104,17 @@ def _read_limited(file: IO[bytes] | bytes | str | Path, name: str, max_bytes: in
         except OSError as exc:
             raise _fail(name, f"cannot be read ({exc.strerror or exc}).", "unreadable") from exc
         if size > max_bytes:
-            raise _fail(name, f"is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB.", "too_large")
+            raise _fail(name, f"is {size_text(size)}; the limit is {size_text(max_bytes)}.", "too_large")
         data = path.read_bytes()
     else:
         size = getattr(file, "size", None)
         if size is not None and size > max_bytes:
-            raise _fail(name, f"is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB.", "too_large")
+            raise _fail(name, f"is {size_text(size)}; the limit is {size_text(max_bytes)}.", "too_large")
         if hasattr(file, "seek"):
             file.seek(0)
         data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise _fail(name, f"is larger than the limit of {max_bytes / 1e6:.1f} MB.", "too_large")
+        raise _fail(name, f"is larger than the limit of {size_text(max_bytes)}.", "too_large")
     if not data:
         raise _fail(name, "is empty.", "empty")
     return data

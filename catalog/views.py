@@ -26,7 +26,7 @@ from recommender.views import (
 def _render_tab(request: HttpRequest, template: str, *, tab: str, state: FilterState, **context) -> HttpResponse:
     """A page under one of the two tabs, with the filter bar's state and options."""
     context.update(tab=tab, filter_state=state, options=selectors.filter_options())
-    return render(request, template, context)
+    return render(request, template, context, status=state.status)
 
 
 def _grid(request: HttpRequest, template: str, *, tab: str, rows: Callable[..., QuerySet]) -> HttpResponse:

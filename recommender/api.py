@@ -1,9 +1,11 @@
 """The JSON API (django-ninja), mounted at /api/: browse, recommendations, upload queries.
 
-OpenAPI schema at /api/openapi.json, interactive docs at /api/docs. Every error is JSON
-``{"message": ..., "detail": ...}`` with a 4xx/5xx status: 404 unknown id, 422 bad
-parameters (or an unknown filter slug), 400 a file that is not a usable image, 413 an
-oversized upload, 503 no active model / no worker / timeout.
+OpenAPI schema at /api/openapi.json, interactive docs at /api/docs (Swagger UI from the assets
+django-ninja ships, so it works offline). Every error is JSON ``{"message": ..., "detail": ...}``
+with a 4xx/5xx status: 404 unknown id, 422 bad parameters (a NUL byte, a value that cannot be a
+slug, an unknown filter slug), 400 a file that is not a usable image or a request body that cannot
+be read (malformed multipart), 413 an oversized upload or body, 503 no active model / no worker /
+timeout.
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest
-from ninja import File, Form, NinjaAPI, Query, Schema, Status
+from django.http import Http404, HttpRequest, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
+from ninja import File, Form, NinjaAPI, Query, Schema, Status, Swagger
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.files import UploadedFile
 from pydantic import Field
 
 from catalog.models import Item, Snapshot
+from catalog.validators import size_text
 from recommender import presenters, selectors
 from recommender.uploads import DIRECTIONS, upload_recommendations
 
@@ -28,6 +33,8 @@ api = NinjaAPI(
     version="1.0",
     description="Street snapshots <-> fashion items: browse the catalog and get visual recommendations.",
     urls_namespace="recommender:api",  # mounted inside recommender.urls (app_name "recommender")
+    # No validator badge: it would load an image from the Swagger validator's site.
+    docs=Swagger(settings={"validatorUrl": None}),
 )
 
 
@@ -171,6 +178,32 @@ def _unknown_filter(request, exc):
     return _error(request, 422, str(exc), {"kind": exc.kind, "slugs": exc.slugs})
 
 
+@api.exception_handler(selectors.InvalidFilter)
+def _invalid_filter(request, exc):
+    return _error(request, 422, str(exc), {"kind": exc.kind, "value": exc.value, "max_length": exc.max_length})
+
+
+# Django raises these when the operation first reads request.POST / request.FILES; without a handler
+# django-ninja answers a traceback (DEBUG) or leaves Django to answer its HTML 400.
+@api.exception_handler(MultiPartParserError)
+@api.exception_handler(UnreadablePostError)
+def _unreadable_body(request, exc):
+    return _error(request, 400, "The request body could not be read as a form.", str(exc))
+
+
+@api.exception_handler(TooManyFieldsSent)
+@api.exception_handler(TooManyFilesSent)
+def _too_many_parts(request, exc):
+    return _error(request, 400, "The request has too many form fields or files.", str(exc))
+
+
+@api.exception_handler(RequestDataTooBig)
+def _body_too_big(request, exc):
+    return _error(
+        request, 413, f"The form fields are larger than {size_text(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}.", str(exc)
+    )
+
+
 @api.exception_handler(selectors.RecommendationUnavailable)
 def _unavailable(request, exc):
     response = _error(request, 503, exc.message)
@@ -265,8 +298,8 @@ def query(
     if not 1 <= k <= settings.RECOMMENDER_MAX_K:
         return Status(422, ErrorOut(message=f"k must be between 1 and {settings.RECOMMENDER_MAX_K}.", detail=k))
     if image.size is not None and image.size > settings.CATALOG_MAX_UPLOAD_BYTES:
-        limit = settings.CATALOG_MAX_UPLOAD_BYTES / 1e6
-        return Status(413, ErrorOut(message=f"The image is {image.size / 1e6:.1f} MB; the limit is {limit:.1f} MB."))
+        limit = size_text(settings.CATALOG_MAX_UPLOAD_BYTES)
+        return Status(413, ErrorOut(message=f"The image is {size_text(image.size)}; the limit is {limit}."))
     filters = selectors.filters_resolve(styles=style, categories=category, brands=brand)
     try:
         result = upload_recommendations(file=image, direction=direction, filters=filters, k=k, name=image.name)

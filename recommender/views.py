@@ -26,22 +26,28 @@ class FilterState:
     filters: selectors.Filters
     values: dict[str, str]  # the chosen slug per kind, for the form
     notice: str = ""
+    status: int = 200  # 400 when a value could not be a slug at all: the page says so, as a client error
 
 
 def filter_state(request: HttpRequest) -> FilterState:
-    """The filters chosen in the query string (one slug per kind); unknown slugs are dropped with a notice."""
+    """The filters chosen in the query string (one slug per kind), checked by ``selectors.filters_resolve``.
+
+    A kind whose slug is unknown (a stale link) is dropped with a notice; one whose value cannot be a
+    slug (a NUL byte, other characters, too long) is dropped too, and the page is answered as a 400.
+    """
     values = {param: (request.GET.get(param) or request.POST.get(param) or "").strip() for param, _ in FILTER_KINDS}
-    try:
-        filters = selectors.filters_resolve(**{kw: values[param] or None for param, kw in FILTER_KINDS})
-        return FilterState(filters=filters, values=values)
-    except selectors.UnknownFilter as exc:
-        values[exc.kind] = ""
-        kept = {kw: values[param] or None for param, kw in FILTER_KINDS if param != exc.kind}
+    notices: list[str] = []
+    status = 200
+    for _ in range(len(FILTER_KINDS) + 1):  # each failure drops one kind; with none left nothing can fail
         try:
-            filters = selectors.filters_resolve(**kept)
-        except selectors.UnknownFilter:
-            filters, values = selectors.Filters(), dict.fromkeys(values, "")
-        return FilterState(filters=filters, values=values, notice=f"Ignored an {exc}.")
+            filters = selectors.filters_resolve(**{kw: values[param] or None for param, kw in FILTER_KINDS})
+            return FilterState(filters=filters, values=values, notice=" ".join(notices), status=status)
+        except (selectors.InvalidFilter, selectors.UnknownFilter) as exc:
+            values[exc.kind] = ""
+            notices.append(f"Ignored an {exc}.")
+            if isinstance(exc, selectors.InvalidFilter):
+                status = 400
+    raise AssertionError("unreachable: no filter kind is left to fail")
 
 
 def items_for_snapshot_context(*, snapshot_id: int, filters: selectors.Filters) -> dict:
@@ -65,7 +71,7 @@ def snapshot_items(request: HttpRequest, pk: int) -> HttpResponse:
     selectors.snapshot_get(snapshot_id=pk, details=False)
     state = filter_state(request)
     context = {**items_for_snapshot_context(snapshot_id=pk, filters=state.filters), "filter_state": state}
-    return render(request, "recommender/_item_matches.html", context)
+    return render(request, "recommender/_item_matches.html", context, status=state.status)
 
 
 @require_GET
@@ -74,7 +80,7 @@ def item_snapshots(request: HttpRequest, pk: int) -> HttpResponse:
     selectors.item_get(item_id=pk, details=False)
     state = filter_state(request)
     context = {**snapshots_for_item_context(item_id=pk, filters=state.filters), "filter_state": state}
-    return render(request, "recommender/_snapshot_matches.html", context)
+    return render(request, "recommender/_snapshot_matches.html", context, status=state.status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -87,6 +93,8 @@ def query(request: HttpRequest) -> HttpResponse:
     state = filter_state(request)
     context = {"direction": direction, "tab": tab, "filter_state": state}
     upload = request.FILES.get("image")
+    if state.status >= 400:
+        return render(request, "recommender/query.html", {**context, "error": state.notice}, status=state.status)
     if direction not in DIRECTIONS:
         return render(request, "recommender/query.html", {**context, "error": "Choose what to search for."}, status=400)
     if upload is None:

@@ -19,6 +19,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    # django-ninja's templates and static files: /api/docs serves its own Swagger UI, no CDN.
+    "ninja",
+    # django-csp: the Content-Security-Policy header (config.settings.security).
+    "csp",
     "catalog",
     "recommender",
     "workers",
@@ -26,6 +30,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # A NUL byte in the path or query string: a 400 before any view (PostgreSQL refuses NUL in text).
+    "config.middleware.RejectNulBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

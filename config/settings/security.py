@@ -1,6 +1,7 @@
 """Secrets, hosts and HTTPS. With DEBUG on they have development values; with DEBUG off (production)
 the secret key and host names are required and a missing one stops start-up with a clear message."""
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config import env
@@ -17,6 +18,25 @@ else:
             "The environment variable ALLOWED_HOSTS must be set: DEBUG is off, so list the host names "
             "this site is served under, comma-separated (e.g. ALLOWED_HOSTS=shop.example.com)."
         )
+
+# Content-Security-Policy (django-csp), in DEBUG and production alike: everything from this site only.
+# No inline script or style anywhere (the pages, the admin and /api/docs load theirs from static files;
+# django-celery-beat's inline script is moved to static/js/admin-periodic-task.js). data: images are
+# the upload page's preview of the shopper's photo and the icons in Swagger UI's and the admin's CSS.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # Origins (scheme + host) a cross-site form POST may come from, e.g. behind a proxy on another host.
 CSRF_TRUSTED_ORIGINS = env.get_list("CSRF_TRUSTED_ORIGINS", [])

@@ -7,6 +7,7 @@ from recommender.selectors.browse import item_get, item_list, snapshot_get, snap
 from recommender.selectors.filters import (
     FilterOptions,
     Filters,
+    InvalidFilter,
     UnknownFilter,
     category_ids_with_descendants,
     filter_options,
@@ -31,6 +32,7 @@ from recommender.selectors.similarity import (
 __all__ = [
     "FilterOptions",
     "Filters",
+    "InvalidFilter",
     "ItemMatch",
     "NoActiveModel",
     "NotEmbedded",

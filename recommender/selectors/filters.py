@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
 from django.db.models import QuerySet
 
 from catalog.embedding_targets import target
@@ -19,6 +21,21 @@ class UnknownFilter(ValueError):
         self.kind = kind
         self.slugs = slugs
         super().__init__(f"unknown {kind}: {', '.join(sorted(slugs))}")
+
+
+class InvalidFilter(ValueError):
+    """A filter value that cannot be a slug at all (a NUL byte, other characters, too long).
+
+    Raised before any query: PostgreSQL refuses NUL in text, and no such value names a row.
+    """
+
+    def __init__(self, kind: str, value: str, max_length: int) -> None:
+        self.kind = kind
+        self.value = value[:100]  # enough to recognise it; the rest may be kilobytes
+        self.max_length = max_length
+        super().__init__(
+            f"invalid {kind}: a slug has only letters, digits, '-' and '_', at most {max_length} characters"
+        )
 
 
 @dataclass(frozen=True)
@@ -57,12 +74,28 @@ def owners_matching(kind: str, filters: Filters) -> QuerySet:
     return qs
 
 
-def _clean(slugs: Iterable[str] | str | None) -> list[str]:
+FILTER_MODELS = {"style": Style, "category": Category, "brand": Brand}
+
+
+def filter_slugs_clean(kind: str, slugs: Iterable[str] | str | None) -> list[str]:
+    """The distinct, stripped slugs of one filter kind; :class:`InvalidFilter` for one that cannot be a slug.
+
+    The one check of a shopper's filter values, for the pages and the API alike, made before any query.
+    """
     if slugs is None:
         return []
     if isinstance(slugs, str):
         slugs = [slugs]
-    return sorted({s.strip() for s in slugs if s and s.strip()})
+    cleaned = sorted({s.strip() for s in slugs if s and s.strip()})
+    max_length = FILTER_MODELS[kind]._meta.get_field("slug").max_length
+    for slug in cleaned:
+        try:
+            if len(slug) > max_length:
+                raise ValidationError("too long")
+            validate_slug(slug)  # also refuses NUL and every other control character
+        except ValidationError as exc:
+            raise InvalidFilter(kind, slug, max_length) from exc
+    return cleaned
 
 
 def _ids_for(model, kind: str, slugs: list[str]) -> tuple[int, ...]:
@@ -81,8 +114,11 @@ def filters_resolve(
     categories: Iterable[str] | str | None = None,
     brands: Iterable[str] | str | None = None,
 ) -> Filters:
-    """Resolve slugs to ids; raises :class:`UnknownFilter` for a slug that does not exist."""
-    style_slugs, category_slugs, brand_slugs = _clean(styles), _clean(categories), _clean(brands)
+    """Resolve slugs to ids; raises :class:`InvalidFilter` for a value that cannot be a slug (before any
+    query) and :class:`UnknownFilter` for a slug that does not exist."""
+    style_slugs = filter_slugs_clean("style", styles)
+    category_slugs = filter_slugs_clean("category", categories)
+    brand_slugs = filter_slugs_clean("brand", brands)
     category_ids = _ids_for(Category, "category", category_slugs)
     return Filters(
         style_ids=_ids_for(Style, "style", style_slugs),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -129,7 +131,21 @@ def test_oversized_upload_is_refused_with_the_limit(staff_client, settings):
     response = staff_client.post(ADD_URL, data)
     assert response.status_code == 200
     assert "huge.jpg: is" in response.context["adminform"].form.errors["image"][0]
-    assert "the limit is 0.0 MB" in response.context["adminform"].form.errors["image"][0]
+    [message] = response.context["adminform"].form.errors["image"]
+    assert re.fullmatch(r"huge\.jpg: is [\d.]+ KiB; the limit is 1000 bytes\.", message)
+
+
+def test_an_empty_file_is_named_in_the_error(staff_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data = _post_data(image=SimpleUploadedFile("blank-look.jpg", b"", content_type="image/jpeg"))
+    data.update(_inline([{"new_image": SimpleUploadedFile("blank-boot.jpg", b"", content_type="image/jpeg")}]))
+    response = staff_client.post(ADD_URL, data)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["image"] == ["blank-look.jpg: is empty."]
+    inline_errors = response.context["inline_admin_formsets"][0].formset.errors
+    assert inline_errors[0]["new_image"] == ["blank-boot.jpg: is empty."]
+    assert Snapshot.objects.count() == 0
 
 
 def test_a_duplicate_item_image_points_to_the_existing_item(staff_client):

@@ -110,6 +110,28 @@ def test_animated_images_are_refused():
     assert err.value.messages == ["moving.webp: is animated; upload a still image."]
 
 
+@pytest.mark.parametrize(
+    ("n_bytes", "text"),
+    [
+        (15 * 2**20, "15 MiB"),
+        (int(2.5 * 2**20), "2.5 MiB"),
+        (700 * 2**10, "700 KiB"),
+        (1000, "1000 bytes"),
+        (0, "0 bytes"),
+    ],
+)
+def test_sizes_are_worded_in_binary_units(n_bytes, text):
+    from catalog.validators import size_text
+
+    assert size_text(n_bytes) == text
+
+
+def test_the_default_limit_is_worded_as_the_docs_word_it(settings):
+    from catalog.validators import size_text
+
+    assert size_text(settings.CATALOG_MAX_UPLOAD_BYTES) == "15 MiB"
+
+
 def test_empty_file_is_rejected():
     with pytest.raises(ValidationError) as err:
         validate_image_upload(b"", name="empty.jpg")
@@ -146,3 +168,15 @@ def test_path_input_uses_the_file_name(tmp_path):
     with pytest.raises(ValidationError) as err:
         validate_image_upload(path)
     assert err.value.messages[0].startswith("shop-photo.png: ")
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/catalog.md"])
+def test_the_docs_word_the_upload_limit_as_the_messages_do(settings, doc):
+    from pathlib import Path
+
+    from catalog.validators import size_text
+
+    row = next(
+        line for line in (Path(settings.BASE_DIR) / doc).read_text().splitlines() if "CATALOG_MAX_UPLOAD_BYTES" in line
+    )
+    assert size_text(15 * 2**20) in row and " MB" not in row

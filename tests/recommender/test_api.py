@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from catalog.models import Item
@@ -65,6 +67,14 @@ def test_snapshots_for_an_item(client, reco_catalog):
         ("/api/items/{item}/snapshots", {"category": "nope"}, 422, "unknown category: nope"),
         ("/api/snapshots", {"page": 99}, 404, "Page 99 does not exist"),
         ("/api/items", {"page_size": 0}, 422, "Invalid request parameters"),
+        ("/api/items", {"style": "a\x00b"}, 400, "parameter 'style' contains a NUL byte"),
+        ("/api/snapshots/{look}/items", {"brand": "\x00"}, 400, "contains a NUL byte"),
+        ("/api/items/{item}/snapshots", {"k": "6\x00"}, 400, "contains a NUL byte"),
+        ("/api/items", {"category": "Tops & more"}, 422, "invalid category: a slug has only letters"),
+        ("/api/items", {"brand": "x" * 121}, 422, "at most 120 characters"),
+        ("/api/snapshots", {"page": "9" * 40}, 404, "does not exist"),
+        ("/api/snapshots/{look}/items", {"k": "9" * 5000}, 422, "Invalid request parameters"),
+        ("/api/snapshots/" + "9" * 40 + "/items", {}, 404, "No Snapshot matches"),
     ],
 )
 def test_bad_requests_get_json_errors(client, reco_catalog, url, params, status, message):
@@ -133,7 +143,67 @@ def test_upload_query_rejects_bad_input(client, reco_catalog, settings):
     assert bad_direction.status_code == 422 and "direction must be one of" in bad_direction.json()["message"]
     assert no_image.status_code == 422
     assert not_an_image.status_code == 400 and "x.jpg" in not_an_image.json()["message"]
-    assert too_big.status_code == 413 and "limit" in too_big.json()["message"]
+    assert too_big.status_code == 413
+    assert re.fullmatch(r"The image is [\d.]+ KiB; the limit is 200 bytes\.", too_big.json()["message"])
+
+
+def test_upload_query_checks_its_filter_fields_before_the_database(client, reco_catalog, django_assert_num_queries):
+    from tests import factories as f
+
+    with django_assert_num_queries(0):
+        response = client.post(
+            "/api/query", {"direction": "snapshot_to_items", "image": f.make_upload(), "style": "boho\x00"}
+        )
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == {"kind": "style", "value": "boho\x00", "max_length": 80}
+
+
+BOUNDARY = "b0undary"
+_PART = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="direction"\r\n\r\nsnapshot_to_items\r\n'
+_FILE = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="{{name}}"\r\n\r\n\x89PNG\r\n'
+_END = f"--{BOUNDARY}--\r\n"
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["DEBUG", "production"])
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "message"),
+    [
+        ("multipart/form-data", _PART + _END, 400, "could not be read as a form"),
+        (f"multipart/form-data; boundary={BOUNDARY}", "\xff garbage, no parts at all" * 20, 422, "Invalid request"),
+        ("multipart/form-data; boundary=" + "b" * 300, _PART + _END, 400, "could not be read as a form"),
+        (f"multipart/form-data; boundary={BOUNDARY}", (_PART + _FILE + _END)[:60], 422, "Invalid request"),
+        (
+            f"multipart/form-data; boundary={BOUNDARY}",
+            _PART + _FILE.format(name="x" * 5000) + _END,
+            400,
+            "could not be read",
+        ),
+        (f"multipart/form-data; boundary={BOUNDARY}", _PART * 1001 + _END, 400, "too many form fields"),
+        (f"multipart/form-data; boundary={BOUNDARY}", _PART + _FILE.format(name="p.png") * 101 + _END, 400, "files"),
+    ],
+    ids=["no boundary", "garbage body", "over-long boundary", "truncated", "5000-char filename", "fields", "files"],
+)
+def test_malformed_multipart_gets_the_json_error(client, db, settings, debug, content_type, body, status, message):
+    settings.DEBUG = debug
+
+    response = client.generic("POST", "/api/query", body.encode("utf-8", "surrogateescape"), content_type=content_type)
+
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/json")
+    assert message in response.json()["message"]
+
+
+def test_form_fields_over_the_body_limit_are_a_json_413(client, db, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    body = _PART.replace("snapshot_to_items", "x" * 2000) + _END
+
+    response = client.generic(
+        "POST", "/api/query", body.encode(), content_type=f"multipart/form-data; boundary={BOUNDARY}"
+    )
+
+    assert response.status_code == 413
+    assert response.json()["message"] == "The form fields are larger than 1 KiB."
 
 
 def test_upload_query_without_a_worker_is_a_503(client, reco_catalog, celery_app_purged):

@@ -52,6 +52,39 @@ def test_unknown_filter_is_ignored_with_a_notice(client, reco_catalog):
     assert len(ids_in(html, "item")) == 24
 
 
+@pytest.mark.parametrize("debug", [True, False], ids=["DEBUG", "production"])
+def test_a_nul_byte_in_a_filter_is_a_400_page(client, reco_catalog, settings, debug):
+    settings.DEBUG = debug
+    look = reco_catalog["looks"][0]
+
+    for url in ["/", "/items/", f"/snapshots/{look.pk}/", f"/snapshots/{look.pk}/recommendations/"]:
+        response = client.get(url, {"style": "boho", "category": "a\x00b"})
+        assert response.status_code == 400, url
+        assert response["Content-Type"].startswith("text/html")
+        assert "parameter &#x27;category&#x27; contains a NUL byte" in response.content.decode()
+
+
+def test_a_filter_that_cannot_be_a_slug_is_dropped_and_the_page_is_a_400(client, reco_catalog):
+    response = client.get("/items/", {"style": "boho", "category": "Tops & more"})
+    fragment = client.get(f"/items/{reco_catalog['items'][0].pk}/recommendations/", {"brand": "x" * 200})
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Ignored an invalid category: a slug has only letters" in html
+    assert sorted(ids_in(html, "item")) == sorted(i.pk for i in reco_catalog["items"][:8])  # boho still applies
+    assert fragment.status_code == 400
+
+
+def test_an_upload_with_an_invalid_filter_is_refused(client, reco_catalog, django_assert_num_queries):
+    from tests import factories as f
+
+    with django_assert_num_queries(0):
+        response = client.post("/search/", {"direction": "snapshot_to_items", "image": f.make_upload(), "brand": "a b"})
+
+    assert response.status_code == 400
+    assert "Ignored an invalid brand" in response.content.decode()
+
+
 def test_snapshot_page_shows_metadata_curated_items_and_six_recommendations(client, reco_catalog, catalog_rows):
     from catalog.models import PostItem, Tag
 

@@ -1,0 +1,51 @@
+"""Site-wide request guards that run before any view."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+
+
+def _api_root() -> str | None:
+    try:
+        return reverse("recommender:api:api-root")
+    except NoReverseMatch:
+        return None
+
+
+class RejectNulBytesMiddleware:
+    """A 400 for a NUL byte in the path or the query string (a parameter's name or value).
+
+    PostgreSQL refuses NUL in text, so such a value that reached a query would be a 500; none names
+    anything here. Django's form fields already refuse it (``ProhibitNullCharactersValidator``);
+    this covers the query strings read outside forms: the shoppers' filters, the admin's list
+    filters and search, and any parameter a later view reads. The API answers in its JSON error
+    format (``{"message": ..., "detail": ...}``), every other path with the site's 400 page.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        where = self._nul_in(request)
+        if where is None:
+            return self.get_response(request)
+        message = f"The request's {where} contains a NUL byte."
+        api_root = _api_root()
+        if api_root and request.path_info.startswith(api_root):
+            return JsonResponse({"message": message, "detail": {"where": where}}, status=400)
+        return HttpResponseBadRequest(render_to_string("400.html", {"message": message}, request=request))
+
+    @staticmethod
+    def _nul_in(request: HttpRequest) -> str | None:
+        if "\x00" in request.path_info:
+            return "path"
+        for name, values in request.GET.lists():
+            if "\x00" in name:
+                return "parameter name"
+            if any("\x00" in value for value in values):
+                return f"parameter {name!r}"
+        return None
