@@ -30,13 +30,33 @@ def test_services_and_healthchecks():
     assert services["beat"]["command"][:4] == ["celery", "-A", "workers", "beat"]
 
 
-def test_workers_cover_every_queue():
+def test_workers_consume_exactly_the_registry_queues_each_once():
+    from workers import registry
+
     services = _compose()["services"]
-    queues = set()
+    queues: list[str] = []
     for name in ("worker", "worker-queries"):
         command = services[name]["command"]
-        queues |= set(command[command.index("-Q") + 1].split(","))
-    assert {"queries", "embedding", "training", "default"} <= queues
+        queues += command[command.index("-Q") + 1].split(",")
+    assert sorted(queues) == sorted(registry.QUEUES)
+    assert services["worker-queries"]["command"][services["worker-queries"]["command"].index("-Q") + 1] == (
+        registry.QUERIES
+    )
+
+
+def test_gunicorn_is_reached_only_through_the_buffering_proxy():
+    services = _compose()["services"]
+    proxy, web = services["proxy"], services["web"]
+    assert proxy["image"].startswith("nginx:")  # the official image
+    assert "./deploy/nginx/lookbook.conf.template:/etc/nginx/templates/default.conf.template:ro" in proxy["volumes"]
+    assert (ROOT / "deploy" / "nginx" / "lookbook.conf.template").is_file()
+    template = (ROOT / "deploy" / "nginx" / "lookbook.conf.template").read_text()
+    variables = set(re.findall(r"\$\{([A-Z_]+)\}", template))
+    assert variables == set(proxy["environment"]), "every ${NAME} of the template is set for envsubst"
+    assert proxy["environment"]["LOOKBOOK_UPSTREAM"] == "web:8000"
+    assert "--bind" in web["command"] and web["command"][web["command"].index("--bind") + 1].endswith(":8000")
+    assert "ports" not in web, "gunicorn must not be published: slow clients would reach it directly"
+    assert proxy["ports"] == ["8000:8000"]
 
 
 def test_volumes_keep_database_and_media():
