@@ -79,12 +79,12 @@ def _worker_rates(ctx: Context, rates: dict[str, dict], ids: dict[str, list[int]
     from workers.tasks import embed_items, embed_snapshots
 
     tasks = {"item": embed_items, "snapshot": embed_snapshots}
-    embed_items.apply_async(args=[ids["item"][:2]], queue="embedding").get(timeout=300)  # load model
-    embed_snapshots.apply_async(args=[ids["snapshot"][:1]], queue="embedding").get(timeout=300)
+    embed_items.delay(ids["item"][:2]).get(timeout=300)  # load model; the queue is the registry's route
+    embed_snapshots.delay(ids["snapshot"][:1]).get(timeout=300)
     for kind, task in tasks.items():
         started = time.monotonic()
         chunks = [ids[kind][i : i + chunk] for i in range(0, len(ids[kind]), chunk)]
-        pending = [task.apply_async(args=[part], queue="embedding") for part in chunks]
+        pending = [task.delay(part) for part in chunks]
         done = sum(r.get(timeout=1800)["embedded"] for r in pending)
         seconds = time.monotonic() - started
         rates[kind]["worker"] = done / seconds

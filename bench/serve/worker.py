@@ -9,12 +9,14 @@ import uuid
 
 from bench import env
 from bench.context import Context
+from workers import registry
 
 
 def start_worker(ctx: Context) -> tuple[env.Process, str]:
     """``celery -A workers worker -c 1`` on both queues; returns once it answers a ping."""
     name = f"bench-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
-    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "embedding,queries", "-n", name]
+    queues = f"{registry.EMBEDDING},{registry.QUERIES}"
+    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, "-n", name]
     options = ["-c", "1", "-l", "WARNING", "--without-gossip", "--without-mingle"]
     worker = env.Process("celery-worker", [*command, *options], cwd=ctx.root, log_dir=ctx.work_dir / "logs")
     _wait_for_worker(worker, name)
