@@ -6,6 +6,8 @@ Layout::
                             "model": ModelConfig.to_dict(), "files": {name: sha256}, "metrics": {...}}
     backbone.weights.h5    the backbone's weights (self-contained: no download to load)
     head.weights.h5        the CGD head's weights
+    parser.weights.h5      optional: the garment parser head (:mod:`ml.parser`); then the
+                           manifest has "parser": ParserConfig.to_dict() and lists the file
 
 :func:`checksum` is a SHA-256 over the model config and the weight files' hashes, so two
 artifacts with the same checksum embed identically.
@@ -24,6 +26,7 @@ FORMAT = "lookbook-embedder"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("backbone.weights.h5", "head.weights.h5")
+PARSER_FILE = "parser.weights.h5"
 
 
 class ArtifactError(Exception):
@@ -68,7 +71,18 @@ def verify(path: str | Path) -> ModelConfig:
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"artifact {path}: invalid model config ({exc})") from exc
     files = manifest.get("files") or {}
-    for name in WEIGHT_FILES:
+    names = list(WEIGHT_FILES)
+    if manifest.get("parser") is not None:
+        from ml.parser import ParserConfig
+
+        try:
+            ParserConfig.from_dict(manifest["parser"])
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"artifact {path}: invalid parser config ({exc})") from exc
+        names.append(PARSER_FILE)
+    elif config.regions == "garments":
+        raise ArtifactError(f"artifact {path}: regions 'garments' but no parser")
+    for name in names:
         if name not in files:
             raise ArtifactError(f"artifact {path}: manifest lists no checksum for {name}")
         if not (path / name).exists():
@@ -81,7 +95,10 @@ def verify(path: str | Path) -> ModelConfig:
 
 def checksum(path: str | Path) -> str:
     manifest = _read_manifest(Path(path))
-    payload = json.dumps({"model": manifest.get("model"), "files": manifest.get("files")}, sort_keys=True)
+    parts = {"model": manifest.get("model"), "files": manifest.get("files")}
+    if manifest.get("parser") is not None:  # an artifact without a parser keeps its old checksum
+        parts["parser"] = manifest["parser"]
+    payload = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -96,13 +113,21 @@ def save(embedder, out_dir: str | Path, *, metrics: dict | None = None, info: di
     out.mkdir(parents=True, exist_ok=True)
     embedder.backbone.save_weights(out / "backbone.weights.h5")
     embedder.head_model.save_weights(out / "head.weights.h5")
+    names = list(WEIGHT_FILES)
+    parser = getattr(embedder, "parser", None)
+    if parser is not None:
+        parser.save_weights(out / PARSER_FILE)
+        names.append(PARSER_FILE)
+    elif (out / PARSER_FILE).exists():
+        (out / PARSER_FILE).unlink()
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": embedder.config.to_dict(),
-        "files": {name: _sha256(out / name) for name in WEIGHT_FILES},
+        "files": {name: _sha256(out / name) for name in names},
         "dim": embedder.dim,
         "max_regions": embedder.max_regions,
+        **({"parser": embedder.parser_config.to_dict()} if parser is not None else {}),
         "metrics": metrics or {},
         "info": info or {},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -120,14 +145,45 @@ def load(path: str | Path):
 
     path = Path(path)
     config = verify(path)
+    parser_data = _read_manifest(path).get("parser")
     backbone = build_backbone(config.backbone, None)
     head = build_head(config)
+    parser = parser_config = None
     try:
         backbone.load_weights(path / "backbone.weights.h5")
         head.load_weights(path / "head.weights.h5")
+        if parser_data is not None:
+            from ml.parser import ParserConfig, build_parser_head
+
+            parser_config = ParserConfig.from_dict(parser_data)
+            parser = build_parser_head(parser_config, config.backbone)
+            parser.load_weights(path / PARSER_FILE)
     except Exception as exc:  # noqa: BLE001 - h5/shape errors all mean the same to a caller
         raise ArtifactError(f"artifact {path}: weights do not match the config ({exc})") from exc
-    return Embedder(config, backbone, head)
+    return Embedder(config, backbone, head, parser, parser_config)
+
+
+def with_parser(
+    source: str | Path,
+    parser,
+    parser_config,
+    out_dir: str | Path,
+    *,
+    regions: str = "garments",
+    metrics: dict | None = None,
+    info: dict | None = None,
+) -> Path:
+    """A copy of the artifact at ``source`` with a garment parser added, serving ``regions``."""
+    import dataclasses
+
+    from ml.model import Embedder
+
+    base = load(source)
+    config = dataclasses.replace(base.config, regions=regions)
+    embedder = Embedder(config, base.backbone, base.head_model, parser, parser_config)
+    old = metadata(source)
+    merged_info = {**(old.get("info") or {}), **(info or {}), "parser_from": str(source)}
+    return save(embedder, out_dir, metrics={**(old.get("metrics") or {}), **(metrics or {})}, info=merged_info)
 
 
 def pretrained_config(backbone: str = "efficientnet_lite2") -> ModelConfig:

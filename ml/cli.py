@@ -1,4 +1,4 @@
-"""``python -m ml {pretrained,train,finetune,evaluate,speed}``: the command-line front end (paths in, tables out)."""
+"""``python -m ml {pretrained,train,finetune,parse-train,evaluate,speed}``: the command line (paths in, tables out)."""
 
 from __future__ import annotations
 
@@ -136,11 +136,14 @@ def _print_table(rows: list[tuple[str, dict]]) -> None:
 
 
 def cmd_evaluate(args) -> int:
+    import dataclasses
+
     import numpy as np
 
     from ml import artifact
+    from ml.config import GARMENTS
     from ml.datasets import ccp, clothing
-    from ml.evaluation import embed_posts, score_embeddings
+    from ml.evaluation import embed_posts, evaluate_parser, garment_rows_only, score_embeddings
     from ml.regions import subset_rows
 
     started = time.time()
@@ -148,40 +151,124 @@ def cmd_evaluate(args) -> int:
     posts = ccp.load_posts(args.ccp, args.split, limit=args.limit)
     distractors = [t.path for t in ccp.tagged_photos(args.ccp)][: args.distractors] if args.distractors else []
     gallery = clothing.load_gallery(args.gallery) if args.gallery else None
-    emb = embed_posts(embedder, posts, distractors, gallery, progress=_Progress())
+    schemes = args.schemes or [embedder.config.regions]
+    if GARMENTS in schemes and not embedder.has_parser:
+        raise SystemExit("--schemes garments: this artifact has no garment parser")
+    emb = embed_posts(embedder, posts, [], gallery, progress=_Progress(), scheme=schemes[0])
     seconds = time.time() - started
+    snapshots = [p.snapshot_path for p in posts] + list(distractors)
+    variants, timing = [], {}
+    for scheme in schemes:
+        t0 = time.time()
+        looks = embedder.embed_looks(snapshots, progress=_Progress(), scheme=scheme)
+        ms = 1000 * (time.time() - t0) / len(snapshots)
+        vectors_per = float(np.mean(looks.counts))
+        timing[scheme] = {"ms_per_snapshot": round(ms, 1), "vectors_per_snapshot": round(vectors_per, 2)}
+        n = len(posts)
+
+        def split(vectors, n=n):
+            rest = vectors[n:] if len(vectors) > n else None
+            return dataclasses.replace(emb, snapshots=vectors[:n], distractors=rest)
+
+        label = f"{scheme} ({vectors_per:.1f} vectors/snapshot, {ms:.0f} ms/snapshot)"
+        variants.append((label, split(looks.vectors), {}))
+        if scheme == GARMENTS:
+            variants.append((f"{scheme} without the whole photo", split(garment_rows_only(looks)), {}))
+        else:
+            for smaller in args.region_schemes or []:
+                try:
+                    rows = subset_rows(smaller, scheme)
+                except ValueError as exc:
+                    raise SystemExit(f"--region-schemes: {exc}") from None
+                variants.append((f"{smaller} ({len(rows)} rows)", split(looks.vectors), {"regions": rows}))
+        if args.sweep:
+            e = split(looks.vectors)
+            variants += [
+                (f"{scheme}: global only", e, {"regions": 1}),
+                (f"{scheme} + AQE k=2", e, {"aqe": 2}),
+                (f"{scheme} + DBA k=2", e, {"dba": 2}),
+                (f"{scheme} + AQE + DBA", e, {"aqe": 2, "dba": 2}),
+            ]
     if args.save_embeddings:
+        first = variants[0][1]
         np.savez(
             args.save_embeddings,
-            snapshots=emb.snapshots,
-            items=emb.items,
-            item_post=emb.item_post,
-            distractors=emb.distractors if emb.distractors is not None else np.zeros(0),
+            snapshots=first.snapshots,
+            items=first.items,
+            item_post=first.item_post,
+            distractors=first.distractors if first.distractors is not None else np.zeros(0),
         )
-    variants = [("regions", {})]
-    for scheme in args.region_schemes or []:
-        try:
-            rows = subset_rows(scheme, embedder.config.regions)
-        except ValueError as exc:
-            raise SystemExit(f"--region-schemes: {exc}") from None
-        variants.append((f"{scheme} ({len(rows)} region{'s' if len(rows) > 1 else ''})", {"regions": rows}))
-    if args.sweep:
-        variants += [
-            ("global only", {"regions": 1}),
-            ("regions + AQE k=2", {"aqe": 2}),
-            ("regions + DBA k=2", {"dba": 2}),
-            ("regions + AQE + DBA", {"aqe": 2, "dba": 2}),
-        ]
-    rows = [(name, score_embeddings(emb, **kw)) for name, kw in variants]
+    rows = [(name, score_embeddings(e, **kw)) for name, e, kw in variants]
     print(
         f"artifact {args.artifact} ({artifact.checksum(args.artifact)[:12]}), split {args.split}: "
         f"{len(posts)} posts, {len(emb.items)} items, {len(distractors)} distractors, "
-        f"{0 if gallery is None else len(gallery)} gallery; dim {embedder.dim}, regions {embedder.max_regions}; "
-        f"embedding took {seconds:.0f}s"
+        f"{0 if gallery is None else len(gallery)} gallery; dim {embedder.dim}; items and gallery took {seconds:.0f}s"
     )
     _print_table(rows)
+    report = {"retrieval": dict(rows), "snapshots": timing}
+    if args.parser:
+        if not embedder.has_parser:
+            raise SystemExit("--parser: this artifact has no garment parser")
+        parsed = evaluate_parser(embedder, posts, progress=_Progress())
+        report["parser"] = parsed
+        print(
+            f"parser on {args.split}: pixel accuracy {parsed['pixel_accuracy']:.1f}, mIoU {parsed['miou']:.1f}; "
+            f"garment recall @IoU0.5 {parsed['garment_recall']:.1f} "
+            f"(any group {parsed['garment_recall_any_group']:.1f}), "
+            f"precision {parsed['garment_precision']:.1f}; {parsed['garments_per_photo']:.2f} garments per photo "
+            f"for {parsed['items_per_photo']:.2f} items"
+        )
+        print("per-group IoU: " + ", ".join(f"{g} {v}" for g, v in parsed["iou"].items()))
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(rows), indent=2))
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_parse_train(args) -> int:
+    from ml import artifact
+    from ml.parser import ParserConfig
+    from ml.training.parser import ParserOptions, ccp_parse_records, train_parser
+
+    embedder = artifact.load(args.artifact)
+    config = ParserConfig(width=args.width)
+    options = ParserOptions(
+        views=args.views,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        mixed_precision=args.mixed_precision,
+    )
+    records = ccp_parse_records(args.ccp, "train", limit=args.limit)
+    val = ccp_parse_records(args.ccp, args.val_split) if args.val_split else None
+    head, metrics = train_parser(
+        embedder,
+        records,
+        config=config,
+        options=options,
+        val_records=val,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        progress=_Progress(),
+    )
+    info = {
+        "parser_training": {
+            "split": "train",
+            "posts": len(records),
+            "seed": args.seed,
+            "options": {k: getattr(options, k) for k in ("views", "epochs", "batch_size", "learning_rate")},
+        }
+    }
+    path = artifact.with_parser(
+        args.artifact,
+        head,
+        config,
+        args.out,
+        regions=args.regions,
+        metrics={"parser": {k: v for k, v in metrics.items() if k != "loss"}},
+        info=info,
+    )
+    print(json.dumps({k: v for k, v in metrics.items() if k != "loss"}, indent=2))
+    print(f"wrote {path} (checksum {artifact.checksum(path)})")
     return 0
 
 
@@ -285,10 +372,38 @@ def main(argv=None) -> int:
         "--region-schemes",
         nargs="+",
         metavar="SCHEME",
-        help="also score with these smaller region schemes (subsets of the artifact's, e.g. multiscale16 "
-        "multiscale10 multiscale6 global), from the same embeddings",
+        help="also score with these smaller window schemes (subsets of each window scheme embedded, e.g. "
+        "multiscale16 multiscale10 multiscale6 global), from the same embeddings",
     )
+    p.add_argument(
+        "--schemes",
+        nargs="+",
+        metavar="SCHEME",
+        help="embed the snapshots under each of these schemes from the one artifact: 'garments' (needs a parser: "
+        "whole photo + garments, also scored without the whole photo) and/or window schemes such as multiscale32 "
+        "(default: the artifact's own)",
+    )
+    p.add_argument("--parser", action="store_true", help="also measure the garment parser on the split")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "parse-train", help="train the garment parser on CCP train's pixel labels; writes the artifact plus the parser"
+    )
+    p.add_argument("--artifact", required=True, help="the descriptor artifact whose backbone the parser shares")
+    p.add_argument("--ccp", required=True, help="CCP dataset root")
+    p.add_argument("--out", required=True, help="artifact directory to write (the source's model + the parser)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--views", type=int, default=3, help="cached views per photo (plain, flip + jitter, rescaled)")
+    p.add_argument("--width", type=int, default=64, help="decoder channels")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--regions", default="garments", help="the scheme the written artifact serves")
+    p.add_argument("--val-split", default="val", help="CCP split measured after training (never selected on)")
+    p.add_argument("--limit", type=int, help="use only the first N training photos")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixed-precision", default="auto", choices=["auto", "on", "off"], help="auto: on with a GPU")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="converted weights and parser feature cache")
+    p.set_defaults(func=cmd_parse_train)
 
     p = sub.add_parser("speed", help="measure embedding throughput of an artifact on this machine")
     p.add_argument("--artifact", required=True)

@@ -8,6 +8,8 @@ from typing import Any
 
 BACKBONES = ("efficientnet_lite0", "efficientnet_lite2", "resnet50")
 POOLINGS = ("spoc", "gem", "mac")
+GARMENTS = "garments"  # the region scheme of a parser's garments (ml.parser), not fixed windows
+GARMENT_DESCRIPTORS = ("crop", "pooled", "both")
 LOSSES = ("arcface", "triplet")
 
 
@@ -23,6 +25,10 @@ class ModelConfig:
     ``snapshot_size`` = (height, width), larger, because a garment is small in a whole-body
     photo. ``regions`` names the region scheme (:mod:`ml.regions`) whose windows over the
     snapshot feature map give the per-snapshot descriptors; region 0 is always the whole map.
+    ``regions="garments"`` (needs an artifact with a parser) describes instead each garment the
+    parser finds, at most ``max_garments``: ``garment_descriptor`` "crop" embeds its masked crop on
+    white as an item, "pooled" pools the snapshot's own feature map under its mask, "both" gives two
+    rows per garment.
     """
 
     backbone: str = "efficientnet_lite2"
@@ -33,6 +39,8 @@ class ModelConfig:
     item_size: int = 260
     snapshot_size: tuple[int, int] = (608, 416)
     regions: str = "multiscale32"
+    max_garments: int = 11
+    garment_descriptor: str = "crop"
     # training
     loss: str = "arcface"
     arcface_scale: float = 16.0
@@ -59,7 +67,11 @@ class ModelConfig:
             raise ValueError("dim must be positive or None")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
-        if self.regions not in REGION_SCHEMES:
+        if self.garment_descriptor not in GARMENT_DESCRIPTORS:
+            raise ValueError(f"garment_descriptor must be one of {GARMENT_DESCRIPTORS}")
+        if self.max_rows(GARMENTS) > 32 or self.max_garments < 0:
+            raise ValueError("max_garments must be >= 0 and give at most 32 rows per snapshot")
+        if self.regions != GARMENTS and self.regions not in REGION_SCHEMES:
             raise ValueError(f"unknown region scheme {self.regions!r}; choose one of {sorted(REGION_SCHEMES)}")
         if len(self.snapshot_size) != 2 or min(self.snapshot_size) < 32 or self.item_size < 32:
             raise ValueError("item_size and snapshot_size (height, width) must be at least 32 px")
@@ -73,9 +85,15 @@ class ModelConfig:
 
     @property
     def max_regions(self) -> int:
+        return self.max_rows(self.regions)
+
+    def max_rows(self, scheme: str) -> int:
+        """Vectors per snapshot under ``scheme``: the windows, or 1 + rows per garment x ``max_garments``."""
         from ml.regions import REGION_SCHEMES
 
-        return len(REGION_SCHEMES[self.regions])
+        if scheme == GARMENTS:
+            return 1 + self.max_garments * (2 if self.garment_descriptor == "both" else 1)
+        return len(REGION_SCHEMES[scheme])
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -56,19 +57,20 @@ def _as_eval_post(post) -> EvalPost:
 
 
 def embed_posts(
-    embedder, posts: Sequence, distractor_snapshots: Sequence = (), gallery=None, progress=None
+    embedder, posts: Sequence, distractor_snapshots: Sequence = (), gallery=None, progress=None, *, scheme=None
 ) -> Embeddings:
-    """``gallery``: a sequence of (image, category) pairs or objects with ``.path`` and ``.label``."""
+    """``gallery``: a sequence of (image, category) pairs or objects with ``.path`` and ``.label``;
+    ``scheme``: the snapshots' region scheme (None: the artifact's own; "garments" or a window scheme)."""
     posts = [_as_eval_post(p) for p in posts]
     say = progress or (lambda f, m: None)
     items = [img for p in posts for img in p.items]
     item_post = np.array([i for i, p in enumerate(posts) for _ in p.items], dtype=np.int64)
-    snaps = embedder.embed_snapshots([p.snapshot for p in posts], progress=lambda f, m: say(0.3 * f, m))
+    snaps = embedder.embed_snapshots([p.snapshot for p in posts], progress=lambda f, m: say(0.3 * f, m), scheme=scheme)
     item_vecs = embedder.embed_items(items, progress=lambda f, m: say(0.3 + 0.1 * f, m))
     distract = None
     if len(distractor_snapshots):
         distract = embedder.embed_snapshots(
-            list(distractor_snapshots), progress=lambda f, m: say(0.4 + 0.3 * f, "distractors: " + m)
+            list(distractor_snapshots), progress=lambda f, m: say(0.4 + 0.3 * f, "distractors: " + m), scheme=scheme
         )
     gal, gal_labels = None, None
     if gallery is not None and len(gallery):
@@ -154,3 +156,69 @@ def evaluate_posts(
     """Embed the posts (ccp.Post or EvalPost), distractor snapshots and gallery; return the metrics."""
     emb = embed_posts(embedder, posts, distractor_snapshots, gallery, progress=progress)
     return score_embeddings(emb, regions=regions, aqe=aqe, dba=dba)
+
+
+def garment_rows_only(looks) -> np.ndarray:
+    """A :class:`ml.model.Looks`' vectors scored by its garments alone: row 0 (the whole photo) and
+    the padding replaced by the first garment's row, for snapshots with at least one garment."""
+    vectors = looks.vectors.copy()
+    for i, count in enumerate(looks.counts):
+        if count > 1:
+            vectors[i, 0] = vectors[i, 1]
+            vectors[i, count:] = vectors[i, 1]
+    return vectors
+
+
+def evaluate_parser(embedder, posts: Sequence, *, threshold: float = 0.5, progress=None) -> dict:
+    """The parser on CCP posts (``ml.datasets.ccp.Post``), at each photo's own resolution.
+
+    Pixel accuracy and IoU over :data:`ml.garments.GROUPS` (mIoU over the garment groups, not
+    background); garment recall: a protocol item counts as found when a predicted garment of
+    its group has box IoU >= ``threshold`` with the item's box (``_any_group``: of any group);
+    precision: the share of predicted garments that find an item so.
+    """
+    from ml.datasets.ccp import label_names, load_label_map
+    from ml.garments import (
+        CCP_LABEL_GROUPS,
+        GROUPS,
+        DetectionCounts,
+        confusion,
+        detection_counts,
+        group_lookup,
+        iou_per_class,
+        mean_iou,
+        pixel_accuracy,
+    )
+
+    if not posts:
+        raise ValueError("need at least one post")
+    lookup = group_lookup(label_names(Path(posts[0].annotation_path).parents[2]))
+    matrix = np.zeros((len(GROUPS), len(GROUPS)), dtype=np.int64)
+    counts = DetectionCounts(0, 0, 0, 0, 0)
+    batch = 8
+    for start in range(0, len(posts), batch):
+        chunk = posts[start : start + batch]
+        for post, parsed in zip(chunk, embedder.parse([p.snapshot_path for p in chunk]), strict=True):
+            truth = lookup[load_label_map(post.annotation_path)]
+            matrix += confusion(parsed[0], truth, len(GROUPS))
+            garments = embedder._garments(parsed)
+            counts = counts + detection_counts(
+                [g.box for g in garments],
+                [g.group_id for g in garments],
+                [item.bbox for item in post.items],
+                [GROUPS.index(CCP_LABEL_GROUPS.get(item.label, GROUPS[0])) for item in post.items],
+                threshold=threshold,
+            )
+        if progress:
+            progress(min(1.0, (start + batch) / len(posts)), "parsing")
+    ious = iou_per_class(matrix)
+    return {
+        "pixel_accuracy": 100 * pixel_accuracy(matrix),
+        "miou": 100 * mean_iou(matrix),
+        "iou": {GROUPS[c]: None if np.isnan(ious[c]) else round(100 * float(ious[c]), 1) for c in range(len(GROUPS))},
+        "garment_recall": 100 * counts.recall,
+        "garment_recall_any_group": 100 * counts.recall_any_group,
+        "garment_precision": 100 * counts.precision,
+        "garments_per_photo": counts.garments / len(posts),
+        "items_per_photo": counts.items / len(posts),
+    }

@@ -20,15 +20,32 @@ def open_rgb(image) -> Image.Image:
     raise TypeError(f"expected a PIL image or a file path, got {type(image).__name__}")
 
 
+def letterbox_geometry(image_hw: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Where :func:`letterbox` puts an image of (height, width) ``image_hw`` in a frame of ``size``:
+    (top, left, new_height, new_width)."""
+    height, width = size
+    scale = min(height / image_hw[0], width / image_hw[1])
+    new_w, new_h = max(1, round(image_hw[1] * scale)), max(1, round(image_hw[0] * scale))
+    return (height - new_h) // 2, (width - new_w) // 2, new_h, new_w
+
+
 def letterbox(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     """Resize keeping the aspect ratio to fit (height, width), centre it on white. -> uint8 (h, w, 3)."""
     height, width = size
-    scale = min(height / image.height, width / image.width)
-    new_w, new_h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    top, left, new_h, new_w = letterbox_geometry((image.height, image.width), size)
     resized = image.resize((new_w, new_h), Image.BILINEAR, reducing_gap=2.0)
     canvas = Image.new("RGB", (width, height), (PAD_VALUE,) * 3)
-    canvas.paste(resized, ((width - new_w) // 2, (height - new_h) // 2))
+    canvas.paste(resized, (left, top))
     return np.asarray(canvas)
+
+
+def letterbox_labels(labels: np.ndarray, size: tuple[int, int], *, pad: int = 0) -> np.ndarray:
+    """A label map (h, w) placed as :func:`letterbox` places its photo (nearest neighbour), ``pad`` around."""
+    top, left, new_h, new_w = letterbox_geometry(labels.shape[:2], size)
+    resized = np.asarray(Image.fromarray(np.asarray(labels, dtype=np.uint8)).resize((new_w, new_h), Image.NEAREST))
+    out = np.full(size, pad, dtype=np.uint8)
+    out[top : top + new_h, left : left + new_w] = resized
+    return out
 
 
 def load_batch(images: Sequence, size: tuple[int, int]) -> np.ndarray:

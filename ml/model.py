@@ -1,18 +1,24 @@
 """The descriptor model: backbone feature map -> CGD head -> L2-normalised descriptors.
 
 :class:`Embedder` turns images into descriptors: one per item, ``max_regions`` per
-snapshot (region 0 = the whole snapshot; see :mod:`ml.regions`).
+snapshot (row 0 = the whole snapshot). A snapshot's other rows are fixed windows
+(:mod:`ml.regions`) or, with a garment parser (:mod:`ml.parser`) and ``regions="garments"``,
+one per garment found in it (:meth:`Embedder.embed_looks` returns the garments with them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from ml.config import ModelConfig
-from ml.images import load_batch
+from ml.config import GARMENTS, ModelConfig
+from ml.garments import Garment, crop_on_white, garments_from_parse
+from ml.images import letterbox, letterbox_geometry, letterbox_labels, load_batch, open_rgb
+from ml.parser import ParserConfig
 from ml.regions import region_masks
 
 
@@ -39,19 +45,59 @@ def feature_map_shape(backbone, size: tuple[int, int]) -> tuple[int, int]:
     return int(shape[1]), int(shape[2])
 
 
-class Embedder:
-    """Images -> descriptors with a fixed backbone + head and the config's preprocessing."""
+@dataclass
+class Looks:
+    """Snapshots as :meth:`Embedder.embed_looks` describes them.
 
-    def __init__(self, config: ModelConfig, backbone, head_model):
+    ``vectors`` (n, rows, dim) float32, L2-normalised; row 0 is the whole photo. Under the
+    garment scheme row 1 + g describes ``garments[i][g]`` ("both": rows 1 + 2g crop, 2 + 2g
+    pooled) and the rows past ``counts[i]`` repeat row 0, so the max-over-rows rule is
+    unchanged by the padding; under a window scheme every row is a window and ``garments`` is
+    empty. Store the first ``counts[i]`` rows of snapshot i.
+    """
+
+    vectors: np.ndarray
+    counts: np.ndarray
+    garments: list[list[Garment]]
+    scheme: str
+
+
+class Embedder:
+    """Images -> descriptors with a fixed backbone + head and the config's preprocessing.
+
+    ``parser`` (optional): the garment parser head (:func:`ml.parser.build_parser_head`) and its
+    ``parser_config``; with it, one backbone pass gives the parse and the descriptors.
+    """
+
+    def __init__(self, config: ModelConfig, backbone, head_model, parser=None, parser_config=None):
         from ml.layers import CGDHead
 
         self.config = config
         self.backbone = backbone
         self.head_model = head_model
         self.head: CGDHead = head_model.get_layer("cgd")
+        self.parser = parser
+        self.parser_config = parser_config or (ParserConfig() if parser is not None else None)
+        if config.regions == GARMENTS and parser is None:
+            raise ValueError("regions='garments' needs a garment parser")
         self.dim = int(config.descriptor_dim)
         self.max_regions = int(config.max_regions)
-        self._snapshot_masks = region_masks(config.regions, *feature_map_shape(backbone, config.snapshot_size))
+        self._map_shape = feature_map_shape(backbone, config.snapshot_size)
+        self._window_masks: dict[str, np.ndarray] = {}
+        self._tapped = None
+
+    @property
+    def has_parser(self) -> bool:
+        return self.parser is not None
+
+    def window_masks(self, scheme: str) -> np.ndarray:
+        if scheme not in self._window_masks:
+            self._window_masks[scheme] = region_masks(scheme, *self._map_shape)
+        return self._window_masks[scheme]
+
+    @property
+    def _snapshot_masks(self) -> np.ndarray:
+        return self.window_masks(self.config.regions)
 
     @classmethod
     def build(cls, config: ModelConfig, *, cache_dir: str | Path | None = None) -> Embedder:
@@ -91,14 +137,134 @@ class Embedder:
                 progress((start + len(chunk)) / len(images), "embedding items")
         return out
 
-    def embed_snapshots(self, images: Sequence, batch_size: int = 8, progress=None) -> np.ndarray:
-        """(n, max_regions, dim) float32, L2-normalised rows; row 0 describes the whole snapshot."""
+    def embed_snapshots(self, images: Sequence, batch_size: int = 8, progress=None, *, scheme=None) -> np.ndarray:
+        """(n, rows, dim) float32, L2-normalised rows; row 0 describes the whole snapshot.
+
+        ``scheme``: the artifact's own (None), a window scheme, or "garments" (see :class:`Looks`).
+        """
+        return self.embed_looks(images, batch_size, progress, scheme=scheme).vectors
+
+    def embed_looks(self, images: Sequence, batch_size: int = 8, progress=None, *, scheme=None) -> Looks:
+        """Snapshots -> :class:`Looks`: the vectors, how many rows each uses, and its garments."""
+        scheme = scheme or self.config.regions
+        if scheme == GARMENTS and self.parser is None:
+            raise ValueError("the garment scheme needs an artifact with a parser")
         images = self._check(images, batch_size)
-        out = np.zeros((len(images), self.max_regions, self.dim), dtype=np.float32)
+        rows = self.config.max_rows(scheme)
+        out = np.zeros((len(images), rows, self.dim), dtype=np.float32)
+        counts = np.full(len(images), rows, dtype=np.int64)
+        garments: list[list[Garment]] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            maps = self.snapshot_feature_maps(chunk)
-            out[start : start + len(chunk)] = _numpy(self.head(maps, masks=self._snapshot_masks))
+            if scheme == GARMENTS:
+                vectors, found = self._embed_garment_batch([open_rgb(img) for img in chunk])
+                for j, v in enumerate(vectors):
+                    out[start + j] = v[0]  # padding rows repeat the whole photo
+                    out[start + j, : len(v)] = v
+                    counts[start + j] = len(v)
+                garments += found
+            else:
+                maps = self.snapshot_feature_maps(chunk)
+                out[start : start + len(chunk)] = _numpy(self.head(maps, masks=self.window_masks(scheme)))
+                garments += [[] for _ in chunk]
             if progress:
                 progress((start + len(chunk)) / len(images), "embedding snapshots")
+        return Looks(out, counts, garments, scheme)
+
+    # -- garments ---------------------------------------------------------------------------------
+    def _tapped_forward(self, frames: np.ndarray):
+        from ml.backbones import preprocess
+        from ml.parser import tapped_backbone
+
+        if self._tapped is None:
+            self._tapped = tapped_backbone(self.backbone, self.config.backbone)
+        outs = self._tapped.predict_on_batch(preprocess(self.config.backbone, frames))
+        return [np.asarray(o) for o in outs]  # tap8, tap16, tap32, final map
+
+    def _parse_frames(self, taps, photos) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per photo: (group labels (h, w) uint8, confidence (h, w) float32) at the photo's own size."""
+        from keras import ops
+
+        probs = _numpy(ops.softmax(self.parser.predict_on_batch(taps[:3]), axis=-1))  # (b, H/4, W/4, C)
+        frame_h, frame_w = self.config.snapshot_size
+        stride = frame_h // probs.shape[1]
+        out = []
+        for p, photo in zip(probs, photos, strict=True):
+            top, left, new_h, new_w = letterbox_geometry((photo.height, photo.width), (frame_h, frame_w))
+            y0, x0 = top // stride, left // stride
+            y1, x1 = max(y0 + 1, -(-(top + new_h) // stride)), max(x0 + 1, -(-(left + new_w) // stride))
+            content = p[y0:y1, x0:x1]
+            resized = _numpy(ops.image.resize(content[None], (photo.height, photo.width), interpolation="bilinear"))[0]
+            out.append((resized.argmax(axis=-1).astype(np.uint8), resized.max(axis=-1).astype(np.float32)))
         return out
+
+    def parse(self, images: Sequence, batch_size: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per snapshot: its group map (h, w) (ids into :data:`ml.garments.GROUPS`) and confidence."""
+        if self.parser is None:
+            raise ValueError("this artifact has no garment parser")
+        out = []
+        for chunk in [images[i : i + batch_size] for i in range(0, len(images), batch_size)]:
+            photos = [open_rgb(img) for img in chunk]
+            frames = np.stack([letterbox(p, self.config.snapshot_size) for p in photos])
+            out += self._parse_frames(self._tapped_forward(frames), photos)
+        return out
+
+    def _garments(self, parsed) -> list[Garment]:
+        labels, confidence = parsed
+        pc = self.parser_config
+        return garments_from_parse(
+            labels,
+            confidence,
+            min_area=pc.min_area,
+            keep_fraction=pc.keep_fraction,
+            max_garments=self.config.max_garments,
+        )
+
+    def _pooling_masks(self, garments: list[Garment], photo_hw) -> np.ndarray:
+        """(garments, h32 * w32) averaging weights of each garment's mask on the final feature map."""
+        h32, w32 = self._map_shape
+        frame_h, frame_w = self.config.snapshot_size
+        masks = np.zeros((len(garments), h32 * w32), dtype=np.float32)
+        for g, garment in enumerate(garments):
+            frame = letterbox_labels(garment.full_mask(*photo_hw).astype(np.uint8), (frame_h, frame_w))
+            cells = frame[: h32 * (frame_h // h32), : w32 * (frame_w // w32)].astype(np.float32)
+            cells = cells.reshape(h32, frame_h // h32, w32, frame_w // w32).mean(axis=(1, 3)).ravel()
+            if cells.sum() <= 0:
+                cells[np.argmax(cells)] = 1.0
+            masks[g] = cells / cells.sum()
+        return masks
+
+    def _embed_garment_batch(self, photos) -> tuple[list[np.ndarray], list[list[Garment]]]:
+        frames = np.stack([letterbox(p, self.config.snapshot_size) for p in photos])
+        taps = self._tapped_forward(frames)
+        final = taps[3]
+        whole = _numpy(self.head(final))  # (b, dim)
+        found = [self._garments(parsed) for parsed in self._parse_frames(taps, photos)]
+        kind = self.config.garment_descriptor
+        crops_vec = pooled_vec = None
+        if kind in ("crop", "both"):
+            pairs = [(np.asarray(p), g) for p, gs in zip(photos, found, strict=True) for g in gs]
+            crops = [Image.fromarray(crop_on_white(photo, g)) for photo, g in pairs]
+            crops_vec = self.embed_items(crops) if crops else np.zeros((0, self.dim), np.float32)
+        if kind in ("pooled", "both"):
+            pooled = []
+            for b, (photo, gs) in enumerate(zip(photos, found, strict=True)):
+                if gs:
+                    masks = self._pooling_masks(gs, (photo.height, photo.width))[None]
+                    pooled.append(_numpy(self.head(final[b : b + 1], masks=masks))[0])
+            pooled_vec = np.concatenate(pooled) if pooled else np.zeros((0, self.dim), np.float32)
+        vectors, at = [], 0
+        for b, gs in enumerate(found):
+            parts = [whole[b : b + 1]]
+            n = len(gs)
+            if kind == "crop":
+                parts.append(crops_vec[at : at + n])
+            elif kind == "pooled":
+                parts.append(pooled_vec[at : at + n])
+            else:  # both: crop and pooled row per garment, interleaved
+                both = np.empty((2 * n, self.dim), np.float32)
+                both[0::2], both[1::2] = crops_vec[at : at + n], pooled_vec[at : at + n]
+                parts.append(both)
+            at += n
+            vectors.append(np.concatenate(parts))
+        return vectors, found

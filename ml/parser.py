@@ -1,0 +1,111 @@
+"""The garment parser: per-pixel garment groups from the descriptor backbone's own forward pass.
+
+The backbone is tapped at strides 8, 16 and 32 (for EfficientNet-Lite the last block of
+stages 2, 4 and 5: the 32-stride tap is the input of the last stage, so it does not change
+when stage 2 fine-tunes that stage). A light FPN-style decoder (Lin et al. 2017,
+https://arxiv.org/abs/1612.03144; separable convolutions as in DeepLabv3+'s decoder,
+https://arxiv.org/abs/1802.02611) merges them top-down and predicts :data:`ml.garments.GROUPS`
+logits at stride 4. One backbone pass gives both the parse and the descriptors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ml.garments import GROUPS
+
+TAP_STRIDES = (8, 16, 32)
+
+
+@dataclass
+class ParserConfig:
+    """The parser head's shape and its garment post-processing (saved in the artifact)."""
+
+    width: int = 64
+    classes: int = len(GROUPS)
+    groups: list[str] = field(default_factory=lambda: list(GROUPS))
+    # garments_from_parse
+    min_area: float = 0.002
+    keep_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        self.groups = list(self.groups)
+        if self.width < 8:
+            raise ValueError("parser width must be at least 8")
+        if self.classes != len(self.groups) or self.groups[0] != GROUPS[0]:
+            raise ValueError("classes must equal len(groups), and groups[0] must be background")
+        if not (0 <= self.min_area < 1 and 0 <= self.keep_fraction <= 1):
+            raise ValueError("min_area must be in [0, 1) and keep_fraction in [0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ParserConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown parser config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+def tap_layers(backbone_name: str) -> tuple[str, str, str]:
+    """Names of the backbone layers whose outputs feed the parser (strides 8, 16, 32)."""
+    from ml.backbones.efficientnet_lite import VARIANTS
+
+    if backbone_name not in VARIANTS:
+        raise ValueError(f"the garment parser needs an EfficientNet-Lite backbone, not {backbone_name!r}")
+    repeats = VARIANTS[backbone_name].repeats
+    last_block = [sum(repeats[: stage + 1]) - 1 for stage in range(len(repeats))]
+    # stage 2 ends at stride 8, stage 4 at stride 16, stage 5 at stride 32 (stage 6 is fine-tuned)
+    return tuple(f"block{last_block[stage]}_add" for stage in (2, 4, 5))
+
+
+def tap_channels(backbone_name: str) -> tuple[int, int, int]:
+    from ml.backbones.efficientnet_lite import VARIANTS
+
+    channels = VARIANTS[backbone_name].channels
+    return channels[2], channels[4], channels[5]
+
+
+def tapped_backbone(backbone, backbone_name: str):
+    """One model image -> (stride-8, stride-16, stride-32 taps, final feature map), sharing ``backbone``'s layers."""
+    import keras
+
+    outputs = [backbone.get_layer(name).output for name in tap_layers(backbone_name)] + [backbone.output]
+    return keras.Model(backbone.input, outputs, name=f"{backbone.name}_tapped")
+
+
+def _separable(x, width: int, name: str):
+    from keras import layers
+
+    x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False, name=name + "_conv")(x)
+    x = layers.BatchNormalization(name=name + "_bn")(x)
+    return layers.ReLU(name=name + "_relu")(x)
+
+
+def build_parser_head(config: ParserConfig, backbone_name: str):
+    """A Keras model (tap8, tap16, tap32) -> logits (batch, 2 h8, 2 w8, classes) at stride 4."""
+    import keras
+    from keras import layers
+
+    c8, c16, c32 = tap_channels(backbone_name)
+    t8 = keras.Input((None, None, c8), name="tap8")
+    t16 = keras.Input((None, None, c16), name="tap16")
+    t32 = keras.Input((None, None, c32), name="tap32")
+    w = config.width
+
+    def lateral(x, name):
+        return layers.Conv2D(w, 1, use_bias=False, name=name)(x)
+
+    x = lateral(t32, "lat32")
+    x = layers.UpSampling2D(2, interpolation="bilinear", name="up16")(x)
+    x = _separable(layers.Add(name="merge16")([x, lateral(t16, "lat16")]), w, "fuse16")
+    x = layers.UpSampling2D(2, interpolation="bilinear", name="up8")(x)
+    x = _separable(layers.Add(name="merge8")([x, lateral(t8, "lat8")]), w, "fuse8")
+    x = _separable(x, w, "refine8")
+    x = layers.Conv2D(config.classes, 1, name="classify")(x)
+    logits = layers.UpSampling2D(2, interpolation="bilinear", name="up4", dtype="float32")(x)
+    return keras.Model([t8, t16, t32], logits, name="garment_parser")
