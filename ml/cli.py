@@ -224,6 +224,27 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_attach_parser(args) -> int:
+    from ml import artifact
+    from ml.parser import taps_digest
+
+    donor, target = artifact.load(args.parser_from), artifact.load(args.artifact)
+    if not donor.has_parser:
+        raise SystemExit(f"--parser-from: {args.parser_from} has no garment parser")
+    if donor.config.backbone != target.config.backbone or donor.config.snapshot_size != target.config.snapshot_size:
+        raise SystemExit("--parser-from: the two artifacts differ in backbone or snapshot size")
+    name = target.config.backbone
+    if taps_digest(donor.backbone, name) != taps_digest(target.backbone, name):
+        raise SystemExit("--parser-from: the backbones differ up to the parser's taps; train a parser for this one")
+    info = {"parser_training": artifact.metadata(args.parser_from).get("info", {}).get("parser_training")}
+    metrics = {"parser": artifact.metadata(args.parser_from).get("metrics", {}).get("parser")}
+    path = artifact.with_parser(
+        args.artifact, donor.parser, donor.parser_config, args.out, regions=args.regions, metrics=metrics, info=info
+    )
+    print(f"wrote {path} (checksum {artifact.checksum(path)})")
+    return 0
+
+
 def cmd_parse_train(args) -> int:
     from ml import artifact
     from ml.parser import ParserConfig
@@ -282,19 +303,37 @@ def cmd_speed(args) -> int:
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (533, 400, 3), dtype=np.uint8)) for _ in range(args.n)]
     embedder.embed_items(images[: args.batch_size], batch_size=args.batch_size)  # warm-up (graph tracing)
-    embedder.embed_snapshots(images[:8], batch_size=8)
     started = time.time()
     embedder.embed_items(images, batch_size=args.batch_size)
     items = args.n / (time.time() - started)
-    started = time.time()
-    embedder.embed_snapshots(images[: max(8, args.n // 4)], batch_size=8)
-    snaps = max(8, args.n // 4) / (time.time() - started)
     c = embedder.config
-    print(
-        f"{c.backbone}: items at {c.item_size}px, batch {args.batch_size}: {items:.1f} images/s; "
-        f"snapshots at {c.snapshot_size[0]}x{c.snapshot_size[1]}px ({embedder.max_regions} regions), batch 8: "
-        f"{snaps:.1f} images/s (decoding of in-memory 400x533 images included)"
-    )
+    print(f"{c.backbone}: items at {c.item_size}px, batch {args.batch_size}: {items:.1f} images/s")
+    if args.snapshots:  # real photos (a parser finds nothing in noise), decoded once, schemes interleaved
+        paths = sorted(Path(args.snapshots).glob("*.jpg"))[: args.n_snapshots]
+        if not paths:
+            raise SystemExit(f"--snapshots: no .jpg in {args.snapshots}")
+        photos = [Image.open(p).convert("RGB") for p in paths]
+    else:
+        photos = images[: max(8, args.n // 4)]
+    schemes = args.schemes or [c.regions]
+    for scheme in schemes:
+        embedder.embed_looks(photos[:8], scheme=scheme)  # warm-up
+    seconds: dict[str, list[float]] = {scheme: [] for scheme in schemes}
+    rows: dict[str, float] = {}
+    for _ in range(args.rounds):
+        for scheme in schemes:
+            started = time.time()
+            looks = embedder.embed_looks(photos, batch_size=8, scheme=scheme)
+            seconds[scheme].append(time.time() - started)
+            rows[scheme] = float(np.mean(looks.counts))
+    base = float(np.median(seconds[schemes[0]]))
+    for scheme in schemes:
+        ms = 1000 * float(np.median(seconds[scheme])) / len(photos)
+        print(
+            f"snapshots at {c.snapshot_size[0]}x{c.snapshot_size[1]}px, scheme {scheme}: {ms:.0f} ms/snapshot "
+            f"(median of {args.rounds} rounds over {len(photos)} photos; {rows[scheme]:.1f} vectors/snapshot; "
+            f"{float(np.median(seconds[scheme])) / base:.2f}x {schemes[0]})"
+        )
     return 0
 
 
@@ -405,10 +444,25 @@ def main(argv=None) -> int:
     p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="converted weights and parser feature cache")
     p.set_defaults(func=cmd_parse_train)
 
+    p = sub.add_parser(
+        "attach-parser",
+        help="copy an artifact, adding the parser of another whose backbone is the same up to the parser's taps "
+        "(e.g. after stage-2 fine-tuning, which changes only the last stage)",
+    )
+    p.add_argument("--parser-from", required=True, help="an artifact with a trained parser")
+    p.add_argument("--artifact", required=True, help="the descriptor artifact to add it to")
+    p.add_argument("--out", required=True)
+    p.add_argument("--regions", default="garments", help="the scheme the written artifact serves")
+    p.set_defaults(func=cmd_attach_parser)
+
     p = sub.add_parser("speed", help="measure embedding throughput of an artifact on this machine")
     p.add_argument("--artifact", required=True)
     p.add_argument("-n", type=int, default=128, help="number of item images")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--snapshots", help="a folder of real photos (.jpg) to embed as snapshots (default: noise)")
+    p.add_argument("--n-snapshots", type=int, default=48)
+    p.add_argument("--schemes", nargs="+", metavar="SCHEME", help="snapshot schemes to time side by side")
+    p.add_argument("--rounds", type=int, default=3)
     p.set_defaults(func=cmd_speed)
 
     args = parser.parse_args(argv)

@@ -11,8 +11,11 @@ logits at stride 4. One backbone pass gives both the parse and the descriptors.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from ml.garments import GROUPS
 
@@ -68,6 +71,19 @@ def tap_channels(backbone_name: str) -> tuple[int, int, int]:
 
     channels = VARIANTS[backbone_name].channels
     return channels[2], channels[4], channels[5]
+
+
+def taps_digest(backbone, backbone_name: str) -> str:
+    """A digest of the weights the taps depend on (the stem and blocks up to the stride-32 tap):
+    fine-tuning the last stage (descriptor stage 2) leaves the parser's cache valid."""
+    last = int(tap_layers(backbone_name)[-1].removeprefix("block").split("_")[0])
+    keep = {"stem"} | {f"block{i}" for i in range(last + 1)}
+    digest = hashlib.sha256()
+    for layer in backbone.layers:
+        if layer.name.split("_")[0] in keep:
+            for weight in layer.weights:
+                digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def tapped_backbone(backbone, backbone_name: str):

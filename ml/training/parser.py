@@ -22,7 +22,7 @@ from PIL import Image, ImageEnhance
 
 from ml.garments import GROUPS, confusion, group_lookup, iou_per_class, mean_iou, pixel_accuracy
 from ml.images import letterbox, letterbox_labels
-from ml.parser import ParserConfig, build_parser_head, tap_layers, tapped_backbone
+from ml.parser import ParserConfig, build_parser_head, tapped_backbone, taps_digest
 from ml.training.options import MIXED_PRECISION, Progress, use_mixed_precision
 
 LABEL_STRIDE = 4
@@ -109,19 +109,6 @@ def _cache_key(backbone_name, weights_digest, size, records, views, seed) -> str
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _taps_digest(backbone, backbone_name: str) -> str:
-    """A digest of the weights the taps depend on (the stem and blocks up to the stride-32 tap):
-    fine-tuning the last stage (descriptor stage 2) leaves the parser's cache valid."""
-    last = int(tap_layers(backbone_name)[-1].removeprefix("block").split("_")[0])
-    keep = {"stem"} | {f"block{i}" for i in range(last + 1)}
-    digest = hashlib.sha256()
-    for layer in backbone.layers:
-        if layer.name.split("_")[0] in keep:
-            for weight in layer.weights:
-                digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
-    return digest.hexdigest()[:16]
-
-
 def cache_parser_features(
     embedder,
     records,
@@ -143,7 +130,7 @@ def cache_parser_features(
         raise ValueError("the parser needs a snapshot_size that is a multiple of 32")
     path = None
     if cache_dir is not None:
-        key = _cache_key(config.backbone, _taps_digest(embedder.backbone, config.backbone), size, records, views, seed)
+        key = _cache_key(config.backbone, taps_digest(embedder.backbone, config.backbone), size, records, views, seed)
         path = Path(cache_dir) / f"parser-{key}.npz"
         if path.exists():
             with np.load(path) as data:

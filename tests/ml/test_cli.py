@@ -4,7 +4,17 @@ from ml.cli import main
 
 
 @pytest.mark.parametrize(
-    "argv", [["--help"], ["train", "--help"], ["finetune", "--help"], ["evaluate", "--help"], ["pretrained", "--help"]]
+    "argv",
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["finetune", "--help"],
+        ["evaluate", "--help"],
+        ["pretrained", "--help"],
+        ["parse-train", "--help"],
+        ["attach-parser", "--help"],
+        ["speed", "--help"],
+    ],
 )
 def test_help(argv, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -214,3 +214,38 @@ def test_parser_evaluation_on_the_training_photos(parser_artifact, ccp_tree):
     assert report["items_per_photo"] == 3.0  # t-shirt, pants, the pair of shoes
     assert report["miou"] > 40 and report["garment_recall_any_group"] > 50, report
     assert set(report["iou"]) == set(GROUPS)
+
+
+def test_cli_parse_train_attach_evaluate_and_speed(embedder, ccp_tree, tmp_path, capsys):
+    from ml.cli import main
+
+    base = artifact.save(embedder, tmp_path / "base")
+    out = tmp_path / "parsed"
+    argv = ["parse-train", "--artifact", str(base), "--ccp", str(ccp_tree), "--out", str(out)]
+    argv += ["--epochs", "2", "--views", "1", "--width", "16", "--batch-size", "4", "--val-split", "train"]
+    argv += ["--cache-dir", str(tmp_path / "cache")]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "wrote" in printed and '"miou"' in printed
+    assert artifact.verify(out).regions == "garments"
+    assert artifact.metadata(out)["info"]["parser_training"]["posts"] == 12
+    # the parser moves to another artifact with the same backbone (a stage-2 fine-tune would qualify)
+    moved = tmp_path / "moved"
+    assert main(["attach-parser", "--parser-from", str(out), "--artifact", str(base), "--out", str(moved)]) == 0
+    assert artifact.load(moved).has_parser
+    other = Embedder.build(ModelConfig(backbone="efficientnet_lite0", weights=None, dim=16, snapshot_size=(128, 96)))
+    stranger = artifact.save(other, tmp_path / "stranger")
+    with pytest.raises(SystemExit, match="differ up to the parser's taps"):
+        main(["attach-parser", "--parser-from", str(out), "--artifact", str(stranger), "--out", str(tmp_path / "x")])
+    capsys.readouterr()
+    report = tmp_path / "report.json"
+    argv = ["evaluate", "--artifact", str(out), "--ccp", str(ccp_tree), "--split", "train", "--distractors", "0"]
+    argv += ["--schemes", "garments", "multiscale6", "--parser", "--json", str(report)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "garments without the whole photo" in printed and "multiscale6 (6.0 vectors/snapshot" in printed
+    data = json.loads(report.read_text())
+    assert set(data) == {"retrieval", "snapshots", "parser"} and "garment_recall" in data["parser"]
+    argv = ["speed", "--artifact", str(out), "-n", "8", "--batch-size", "4", "--snapshots", str(ccp_tree / "photos")]
+    assert main(argv + ["--n-snapshots", "8", "--schemes", "multiscale6", "garments", "--rounds", "1"]) == 0
+    assert "scheme garments" in capsys.readouterr().out
