@@ -78,3 +78,12 @@ def test_bench_recommender_commits_its_scratch_data_and_deletes_it_and_any_left_
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_class WHERE relkind = 'i' AND relname LIKE %s", [f"%_mv{leftover.pk}%"])
         assert cursor.fetchone()[0] == 0
+
+
+def test_help_is_printed(capsys):
+    # argparse %-formats every help string: a bare "%" in one made --help crash.
+    with pytest.raises(SystemExit) as exit_:
+        call_command("bench_recommender", "--help")
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "--warmup" in out and "%" in out

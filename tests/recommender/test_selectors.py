@@ -369,6 +369,28 @@ def test_unknown_filter_slug_is_an_error(db):
     assert filters_resolve() == Filters()
 
 
+@pytest.mark.parametrize(
+    ("given", "kind", "max_length"),
+    [
+        ({"styles": "bo\x00ho"}, "style", 80),
+        ({"categories": ["tops", "a\x00b"]}, "category", 80),
+        ({"brands": "x" * 121}, "brand", 120),
+        ({"styles": "boho", "brands": "Acme & Co"}, "brand", 120),
+        ({"categories": "../tops"}, "category", 80),
+    ],
+)
+def test_a_value_that_cannot_be_a_slug_is_refused_before_any_query(
+    db, django_assert_num_queries, given, kind, max_length
+):
+    from recommender.selectors import InvalidFilter
+
+    with django_assert_num_queries(0), pytest.raises(InvalidFilter) as refused:
+        filters_resolve(**given)
+    assert (refused.value.kind, refused.value.max_length) == (kind, max_length)
+    assert str(refused.value).startswith(f"invalid {kind}: a slug has only letters")
+    assert len(refused.value.value) <= 100
+
+
 def test_filtered_queries_scan_few_rows_exactly_and_walk_the_graph_for_many(crowded):
     filters = filters_resolve(brands="acme")
     common = dict(kind="item", model_version=crowded["version"], k=6, filters=filters, query_vectors=[crowded["query"]])
