@@ -64,8 +64,9 @@ def queue_consumers(timeout: float) -> QueueConsumers:
 class WorkerView:
     """The last :func:`queue_consumers` answer of this process, refreshed in a daemon thread.
 
-    The thread starts with the first read, in the process that reads (a gunicorn worker forked
-    after import gets its own). Only the very first read waits, at most one reply timeout.
+    The thread starts when the WSGI application loads (:meth:`start`) or with the first read, in the
+    process that reads (a gunicorn worker forked after a preload gets its own). A read before the
+    first broadcast has come back waits for it, at most one reply timeout; later reads never wait.
     """
 
     def __init__(self) -> None:
@@ -74,6 +75,11 @@ class WorkerView:
         self._latest: QueueConsumers | None = None
         self._pid: int | None = None
         self._generation = 0
+
+    def start(self) -> None:
+        """Start the refresher in this process, if it is not running here yet (config.wsgi calls this,
+        so a served process has its view before the first probe)."""
+        self._ensure_thread()
 
     def latest(self) -> QueueConsumers | None:
         self._ensure_thread()
