@@ -16,6 +16,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from ninja import File, Form, NinjaAPI, Query, Schema, Status, Swagger
@@ -25,6 +27,7 @@ from pydantic import Field
 
 from catalog.models import Item, Snapshot
 from catalog.validators import size_text
+from config.outages import database_unavailable_response, database_unreachable
 from recommender import presenters, selectors
 from recommender.uploads import DIRECTIONS, upload_recommendations
 
@@ -209,6 +212,15 @@ def _unavailable(request, exc):
     response = _error(request, 503, exc.message)
     response["Retry-After"] = "30"
     return response
+
+
+# PostgreSQL unreachable: the 503 of config.outages (django-ninja would answer a DEBUG traceback itself).
+@api.exception_handler(DatabaseOperationalError)
+@api.exception_handler(DatabaseInterfaceError)
+def _database_unreachable(request, exc):
+    if not database_unreachable(exc):
+        raise exc  # a failed statement is a bug: Django answers it as one
+    return database_unavailable_response(request)
 
 
 # --- browse ------------------------------------------------------------------------------------

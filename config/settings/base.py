@@ -31,6 +31,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    # PostgreSQL unreachable: a 503 with Retry-After instead of a 500 (docs/reliability.md).
+    "config.outages.DatabaseUnavailableMiddleware",
     # A NUL byte in the path or query string: a 400 before any view (PostgreSQL refuses NUL in text).
     "config.middleware.RejectNulBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -25,4 +25,7 @@ else:
 # psycopg 3 would prepare a statement after 5 executions; a prepared plan can outlive the
 # session settings (hnsw.ef_search, hnsw.iterative_scan) the recommender sets per query.
 DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+# A connection attempt gives up after this many seconds (libpq's minimum is 2; a DATABASE_URL's own
+# ?connect_timeout= wins), so a stopped or unreachable server is a quick 503 (config.outages), not a hang.
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.get_int("DATABASE_CONNECT_TIMEOUT_S", 2))
 DATABASES["default"]["TEST"] = {"NAME": env.get("TEST_DATABASE_NAME", "test_lookbook")}
