@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -120,16 +122,33 @@ def _read_limited(file: IO[bytes] | bytes | str | Path, name: str, max_bytes: in
     return data
 
 
+def _scaled_down(img: Image.Image, max_side: int) -> Image.Image:
+    """A decoded picture shrunk in place to fit ``max_side`` (aspect kept): no full-size copy is made,
+    except of a palette or unusual mode, which is smoothed to RGB(A) first (it cannot be resampled)."""
+    if img.mode not in ("RGB", "RGBA", "L", "LA"):
+        has_alpha = img.mode == "PA" or (img.mode == "P" and "transparency" in img.info)
+        img = img.convert("RGBA" if has_alpha else "RGB")
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return img
+
+
 def validate_image_upload(
     file: IO[bytes] | bytes | str | Path,
     *,
     name: str | None = None,
     max_bytes: int | None = None,
     max_pixels: int | None = None,
+    max_side: int | None = None,
+    decode_slot: Callable[[int], AbstractContextManager[object]] | None = None,
 ) -> CleanImage:
     """Validate and normalise one uploaded picture; raise ``ValidationError`` naming ``name`` and the reason.
 
-    ``file`` may be an uploaded file, any binary file object, raw bytes or a path.
+    ``file`` may be an uploaded file, any binary file object, raw bytes or a path. With ``max_side``
+    the picture comes back scaled down to fit ``max_side`` x ``max_side`` (a shopper's query photo,
+    which is never stored); a JPEG is then decoded at a reduced scale (Pillow's draft mode: libjpeg
+    scales by 1/2, 1/4 or 1/8 while decoding), so its full-size pixels never exist in memory.
+    ``decode_slot(pixels)``, when given, is entered around the decoding with the number of pixels
+    the decoder will hold (the caller's limit on memory spent decoding; it may raise to refuse).
     """
     name = name or getattr(file, "name", None) or (str(file) if isinstance(file, str | Path) else "image")
     name = Path(str(name)).name or "image"
@@ -161,16 +180,23 @@ def validate_image_upload(
         if getattr(img, "n_frames", 1) > 1:
             raise _fail(name, "is animated; upload a still image.", "animated")
         source_format = img.format
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                img.load()  # Pillow raises OSError on truncated data (LOAD_TRUNCATED_IMAGES is off)
-        except Image.DecompressionBombError as exc:
-            raise _fail(name, "has too many pixels (a possible decompression bomb).", "too_many_pixels") from exc
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise _fail(name, f"is truncated or corrupt ({exc}).", "truncated") from exc
-        try:
-            oriented = ImageOps.exif_transpose(img)
-        except Exception:  # noqa: BLE001 - a broken EXIF block must not reject a readable picture
-            oriented = img
-        return clean_pil_image(oriented, name=name, prefer_png=source_format == "PNG")
+        if max_side and max(width, height) > max_side:
+            scale = max_side / max(width, height)
+            img.draft(None, (max(1, round(width * scale)), max(1, round(height * scale))))  # JPEG only
+        # img.size is now the size the decoder will fill (smaller than the header's after a JPEG draft).
+        with decode_slot(img.width * img.height) if decode_slot else nullcontext():
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    img.load()  # Pillow raises OSError on truncated data (LOAD_TRUNCATED_IMAGES is off)
+            except Image.DecompressionBombError as exc:
+                raise _fail(name, "has too many pixels (a possible decompression bomb).", "too_many_pixels") from exc
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise _fail(name, f"is truncated or corrupt ({exc}).", "truncated") from exc
+            if max_side and max(img.size) > max_side:
+                img = _scaled_down(img, max_side)
+            try:
+                oriented = ImageOps.exif_transpose(img)
+            except Exception:  # noqa: BLE001 - a broken EXIF block must not reject a readable picture
+                oriented = img
+            return clean_pil_image(oriented, name=name, prefer_png=source_format == "PNG")

@@ -12,6 +12,8 @@ import base64
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +42,8 @@ DIRECTIONS: tuple[str, ...] = ("snapshot_to_items", "item_to_snapshots")
 # The uploaded photo's kind for each direction: a street snapshot, or a product item.
 QUERY_KIND = {"snapshot_to_items": "snapshot", "item_to_snapshots": "item"}
 
+_decode_budget: PixelBudget | None = None  # this process's, made at first use (see _pixel_budget)
+_decode_budget_lock = threading.Lock()
 _WORKER_SEEN_TTL_S = 60.0
 _FIRST_WAIT_S = 1.0
 _worker_seen_at = 0.0
@@ -48,6 +52,12 @@ _worker_lock = threading.Lock()
 
 class QueryUnavailable(RecommendationUnavailable):
     message = "We could not analyse your photo right now. Please try again in a minute."
+
+
+class UploadsBusy(RecommendationUnavailable):
+    """This process's decoding budget stayed full for ``RECOMMENDER_UPLOAD_DECODE_WAIT_S``."""
+
+    message = "Many photos are being analysed right now. Please try again in a few seconds."
 
 
 class BrokerUnavailable(QueryUnavailable):
@@ -64,6 +74,65 @@ class UploadResult:
     snapshots: list[SnapshotMatch]
     model_version_id: int
     seconds: float
+
+
+class PixelBudget:
+    """A semaphore counted in pixels: decodes run at once while their pixels fit in ``total``.
+
+    Memory spent decoding grows with the pixels, not the file (a 129 KB PNG of 40 megapixels holds
+    about 150 MB while it is decoded), so this, not a count of requests, bounds the web process.
+    A picture larger than the whole budget waits until it can be decoded alone.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self._changed = threading.Condition()
+
+    def acquire(self, pixels: int, timeout: float) -> bool:
+        want = min(pixels, self.total)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.used + want > self.total:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+            self.used += want
+            return True
+
+    def release(self, pixels: int) -> None:
+        with self._changed:
+            self.used -= min(pixels, self.total)
+            self._changed.notify_all()
+
+
+def _pixel_budget() -> PixelBudget | None:
+    global _decode_budget
+    total = settings.RECOMMENDER_UPLOAD_DECODE_PIXELS
+    if total <= 0:
+        return None
+    with _decode_budget_lock:
+        if _decode_budget is None or _decode_budget.total != total:
+            _decode_budget = PixelBudget(total)
+        return _decode_budget
+
+
+@contextmanager
+def decode_slot(pixels: int) -> Iterator[None]:
+    """Hold ``pixels`` of this process's ``RECOMMENDER_UPLOAD_DECODE_PIXELS`` while a photo is decoded
+    (0: no limit); raise :class:`UploadsBusy` when they do not free up within
+    ``RECOMMENDER_UPLOAD_DECODE_WAIT_S``."""
+    budget = _pixel_budget()
+    if budget is None:
+        yield
+        return
+    if not budget.acquire(pixels, settings.RECOMMENDER_UPLOAD_DECODE_WAIT_S):
+        raise UploadsBusy()
+    try:
+        yield
+    finally:
+        budget.release(pixels)
 
 
 def _query_worker_available() -> bool:
@@ -165,7 +234,13 @@ def upload_recommendations(
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}")
     started = time.perf_counter()
-    image = validate_image_upload(file, name=name)
+    image = validate_image_upload(
+        file,
+        name=name,
+        max_pixels=settings.RECOMMENDER_UPLOAD_MAX_PIXELS,
+        max_side=settings.RECOMMENDER_UPLOAD_MAX_SIDE or None,
+        decode_slot=decode_slot,
+    )
     version = model_version_active()
     if version is None:
         raise NoActiveModel()

@@ -57,3 +57,14 @@ RECOMMENDER_QUERY_EXPANSION_N = env.get_int("RECOMMENDER_QUERY_EXPANSION_N", 0)
 RECOMMENDER_QUERY_TASK = env.get("RECOMMENDER_QUERY_TASK", EMBED_QUERY.name)
 RECOMMENDER_QUERY_QUEUE = env.get("RECOMMENDER_QUERY_QUEUE", EMBED_QUERY.queue)
 RECOMMENDER_QUERY_TIMEOUT_S = env.get_float("RECOMMENDER_QUERY_TIMEOUT_S", 20.0)
+
+# A shopper's photo is decoded by the web process (recommender.uploads): at most this many pixels (read
+# from the header, before decoding; staff uploads keep CATALOG_MAX_IMAGE_PIXELS), scaled down to fit this
+# side (the model's inputs are at most 608 px; 0 keeps the full size). Decoding holds about 4 bytes a
+# pixel (5.5 with the scaling), so each process decodes at once only as many photos as fit in this many
+# pixels (0: no limit; a larger photo is decoded alone); an upload that waits longer than this for room
+# is a 503 with Retry-After. Measured in docs/reliability.md (python -m bench.upload_memory).
+RECOMMENDER_UPLOAD_MAX_PIXELS = env.get_int("RECOMMENDER_UPLOAD_MAX_PIXELS", 40_000_000)
+RECOMMENDER_UPLOAD_MAX_SIDE = env.get_int("RECOMMENDER_UPLOAD_MAX_SIDE", 1600)
+RECOMMENDER_UPLOAD_DECODE_PIXELS = env.get_int("RECOMMENDER_UPLOAD_DECODE_PIXELS", 48_000_000)
+RECOMMENDER_UPLOAD_DECODE_WAIT_S = env.get_float("RECOMMENDER_UPLOAD_DECODE_WAIT_S", 2.0)
