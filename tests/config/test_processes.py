@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import configparser
 import io
+import re
 import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import psutil
 
 from config import processes
 from workers import registry
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _stack() -> list[processes.Process]:
@@ -72,3 +80,70 @@ def test_the_log_listener_prefixes_whole_lines_by_program(monkeypatch):
     ]
     assert stdout.getvalue().count("READY\n") == 4  # ready for each event, and for the next one
     assert stdout.getvalue().count("RESULT 2\nOK") == 3
+
+
+def _events(log: str, name: str) -> list[tuple[str, float]]:
+    """("spawned" | "exited", time) of one program, in supervisord's log order."""
+    from datetime import datetime
+
+    found = re.findall(rf"^(\S+ \S+) \w+ (spawned|exited): '?{name}'? ", log, flags=re.MULTILINE)
+    return [(what, datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()) for stamp, what in found]
+
+
+def _spawn_times(log: str, name: str) -> list[float]:
+    return [at for what, at in _events(log, name) if what == "spawned"]
+
+
+def _waits_after_exits(log: str, name: str) -> list[float]:
+    """Seconds from each logged exit of the program to its next spawn."""
+    events = _events(log, name)
+    return [
+        later - at
+        for (what, at), (next_what, later) in zip(events, events[1:], strict=False)
+        if what == "exited" and next_what == "spawned"
+    ]
+
+
+def test_supervisord_with_this_configuration_restarts_a_dying_program_after_growing_waits(tmp_path):
+    """The real manager with the generated configuration: a program that dies at once is started again
+    after 1 s, 2 s, 3 s, ... (supervisord's BACKOFF), each exit logged; a stop leaves no process behind."""
+    # startsecs above supervisord's 1 s tick, so that the quick exit is seen as a failed start.
+    flaky = processes.Process("flaky", (sys.executable, "-c", "import sys; sys.exit(3)"), startsecs=3)
+    steady = processes.Process("steady", (sys.executable, "-c", "import time; time.sleep(600)"), startsecs=1)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "log").mkdir()
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(
+        processes.supervisor_config([flaky, steady], run_dir=tmp_path / "run", log_dir=tmp_path / "log", cwd=ROOT)
+    )
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    log_file = tmp_path / "log" / "supervisord.log"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(_spawn_times(_read(log_file), "flaky")) < 4:
+            time.sleep(0.2)
+        children = psutil.Process(supervisor.pid).children(recursive=True)
+    finally:
+        supervisor.terminate()
+        supervisor.wait(30)
+    log = _read(log_file)
+    waits = _waits_after_exits(log, "flaky")
+    assert len(waits) >= 3, log
+    # The n-th failed start waits n seconds (supervisord acts on a 1 s tick, so up to one more).
+    for n, wait in enumerate(waits[:3], start=1):
+        assert n - 0.1 <= wait <= n + 1.2, f"wait {n} was {wait:.2f} s: {waits}"
+    assert "exited: flaky (exit status 3; not expected)" in log
+    assert "success: steady entered RUNNING state" in log
+    assert len(_spawn_times(log, "steady")) == 1  # the healthy one was left alone
+    time.sleep(0.5)
+    assert [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
