@@ -25,8 +25,9 @@ class _Progress:
 
 
 def ccp_records(ccp_root: str, split: str, crops_dir: str, *, limit: int | None = None):
-    """Training records (path, post_id, kind) for a CCP split; item crops written once as PNG."""
+    """Training records (path, post_id, kind, garment group id or None) for a CCP split; item crops written once."""
     from ml.datasets import ccp
+    from ml.garments import CCP_LABEL_GROUPS, GROUPS
 
     out_dir = Path(crops_dir) / split
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -37,7 +38,8 @@ def ccp_records(ccp_root: str, split: str, crops_dir: str, *, limit: int | None 
         if not all(p.exists() for p in paths):
             for path, img in zip(paths, ccp.item_images(post), strict=True):
                 img.save(path)
-        records += [(str(p), post.post_id, "item") for p in paths]
+        groups = [GROUPS.index(CCP_LABEL_GROUPS.get(item.label, GROUPS[0])) for item in post.items]
+        records += [(str(p), post.post_id, "item", g if g else None) for p, g in zip(paths, groups, strict=True)]
     return records
 
 
@@ -61,6 +63,7 @@ def cmd_train(args) -> int:
         arcface_scale=args.arcface_scale,
         arcface_margin=args.arcface_margin,
         aux_weight=args.aux_weight,
+        category_weight=args.category_weight,
         regions=args.regions,
     )
     if args.item_size:
@@ -372,6 +375,9 @@ def main(argv=None) -> int:
     p.add_argument("--arcface-scale", type=float, default=16.0)
     p.add_argument("--arcface-margin", type=float, default=0.2)
     p.add_argument("--aux-weight", type=float, default=0.0, help="weight of the auxiliary classification loss")
+    p.add_argument(
+        "--category-weight", type=float, default=0.0, help="weight of the items' garment-group classification loss"
+    )
     p.add_argument("--regions", default="multiscale32")
     p.add_argument("--item-size", type=int)
     p.add_argument("--snapshot-size", type=int, nargs=2, metavar=("H", "W"))

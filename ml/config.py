@@ -47,6 +47,9 @@ class ModelConfig:
     arcface_margin: float = 0.2
     triplet_margin: float = 0.1
     aux_weight: float = 0.0
+    # garment-group classification of item descriptors (records with a category; ml.garments.GROUPS ids),
+    # smoothed and temperature-scaled like the auxiliary loss: teaches which garment, not only which post
+    category_weight: float = 0.0
     label_smoothing: float = 0.1
     temperature: float = 0.5
 

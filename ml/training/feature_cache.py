@@ -23,6 +23,7 @@ class FeatureCache:
     snapshots: np.ndarray  # (snapshot_records * views, hs, ws, c) float16
     snapshot_classes: np.ndarray
     snapshot_view: np.ndarray
+    item_categories: np.ndarray | None = None  # (item rows,) garment group id, -1 unknown (not cached on disk)
 
 
 def _image_key(image) -> str:
@@ -54,12 +55,26 @@ def cache_key(config: ModelConfig, records, views, seed, *, stages: int = 0, wei
 
 
 def validate_records(records) -> list[tuple]:
+    """``(image, class_id, kind)`` triples; a record may carry a fourth field, its category (see
+    :func:`record_categories`), which the cache does not depend on."""
     out = []
     for rec in records:
-        if len(rec) != 3 or rec[2] not in KINDS:
-            raise ValueError(f"records must be (image, class_id, kind in {KINDS}), got {rec!r}")
+        if len(rec) not in (3, 4) or rec[2] not in KINDS:
+            raise ValueError(f"records must be (image, class_id, kind in {KINDS}[, category]), got {rec!r}")
         out.append((rec[0], int(rec[1]), rec[2]))
     return out
+
+
+def record_categories(records) -> np.ndarray:
+    """Each record's category (a garment group id, ``ml.garments.GROUPS``), -1 where it has none."""
+    return np.array([int(rec[3]) if len(rec) == 4 and rec[3] is not None else -1 for rec in records], dtype=np.int64)
+
+
+def item_row_categories(records, item_views: int) -> np.ndarray:
+    """The category of every item row of a cache built from ``records`` (item rows: records in order, views inner)."""
+    categories = record_categories(records)
+    kinds = np.array([rec[2] for rec in records])
+    return np.repeat(categories[kinds == "item"], item_views)
 
 
 def _read_cache(folder: Path) -> FeatureCache | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.config import ModelConfig
-from ml.training.feature_cache import cache_feature_sets, validate_records
+from ml.training.feature_cache import cache_feature_sets, item_row_categories, validate_records
 from ml.training.options import Progress, TrainOptions
 from ml.training.stages import Stage, run_stage, stage2
 
@@ -20,6 +20,7 @@ class _Run:
     """What both entry points prepare the same way, in the same order (the seeds before any model is built)."""
 
     records: list
+    item_categories: np.ndarray  # per item row of the train caches (-1: none)
     options: TrainOptions
     report: Progress
     out_dir: Path
@@ -47,6 +48,7 @@ def _prepare(records, out_dir, *, progress, seed, options, cache_dir) -> _Run:
     options = options or TrainOptions()
     report = progress or (lambda fraction, message: None)
     started = time.time()
+    item_categories = item_row_categories(records, options.item_views)
     records = validate_records(records)
     out_dir = Path(out_dir)
     if cache_dir is None:  # never inside the artifact: the cache is gigabytes
@@ -54,7 +56,8 @@ def _prepare(records, out_dir, *, progress, seed, options, cache_dir) -> _Run:
 
         cache_dir = DEFAULT_CACHE_DIR / "features"
     keras.utils.set_random_seed(seed)
-    return _Run(records, options, report, out_dir, Path(cache_dir), seed, np.random.default_rng(seed), started)
+    rng = np.random.default_rng(seed)
+    return _Run(records, item_categories, options, report, out_dir, Path(cache_dir), seed, rng, started)
 
 
 def _masks(embedder) -> np.ndarray:
@@ -79,6 +82,9 @@ def _caches(embedder, run: _Run, val_records, *, stages, extra_stages, share: fl
         progress=lambda f, m: run.report(share * f, m),
         **common,
     )
+    for cache in caches.values():
+        if (run.item_categories >= 0).any():
+            cache.item_categories = run.item_categories
     val_caches = {}
     if val_records:
         progress = lambda f, m: run.report(share + 0.05 * f, "val: " + m)  # noqa: E731

@@ -27,9 +27,12 @@ class PKSampler(keras.utils.PyDataset):
         return max(1, int(np.ceil(len(self.classes) / self.options.classes_per_batch)))
 
     def __getitem__(self, index):
-        """``(item maps, item labels, snapshot maps, snapshot labels)``, float32 maps, int labels."""
+        """``(item maps, item labels, snapshot maps, snapshot labels, item categories)``: float32 maps, int
+        labels; categories are -1 where unknown (all of them when the cache has none)."""
         irows, yi, srows, ys = self.sample_rows()
-        return _load_rows(self.cache.items, irows), yi, _load_rows(self.cache.snapshots, srows), ys
+        categories = self.cache.item_categories
+        ci = categories[np.asarray(irows, dtype=np.int64)] if categories is not None else np.full(len(irows), -1)
+        return _load_rows(self.cache.items, irows), yi, _load_rows(self.cache.snapshots, srows), ys, ci
 
     def sample_rows(self):
         options, rng = self.options, self.rng

@@ -97,8 +97,14 @@ def run_stage(
             callback_list.on_epoch_begin(epoch)
             losses = []
             for index in range(len(sampler)):
-                xi, yi, xs, ys = sampler[index]
-                batch = (tf.constant(xi), tf.constant(yi, tf.int32), tf.constant(xs), tf.constant(ys, tf.int32))
+                xi, yi, xs, ys, ci = sampler[index]
+                batch = (
+                    tf.constant(xi),
+                    tf.constant(yi, tf.int32),
+                    tf.constant(xs),
+                    tf.constant(ys, tf.int32),
+                    tf.constant(ci, tf.int32),
+                )
                 losses.append(float(step(batch)["loss"]))
             epochs_run = epoch + 1
             with warnings.catch_warnings():  # the val metric is absent between checks, by design

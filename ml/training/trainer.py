@@ -31,6 +31,13 @@ class StageTrainer(keras.Model):
             aux = keras.layers.Dense(n_classes, name="aux_classifier", dtype="float32")
             aux.build((None, config.dim or dim // len(config.pooling)))
         self.aux = aux
+        category = None
+        if config.category_weight > 0:
+            from ml.garments import GROUPS
+
+            category = keras.layers.Dense(len(GROUPS), name="category_classifier", dtype="float32")
+            category.build((None, dim))
+        self.category = category
         self.groups = self._variable_groups(stage)
         self.stage_optimizers = []
         for learning_rate, variables in self.groups:
@@ -47,6 +54,7 @@ class StageTrainer(keras.Model):
 
     def _variable_groups(self, stage) -> list[tuple[float, list]]:
         head_vars = list(self.head.trainable_variables) + (list(self.aux.trainable_variables) if self.aux else [])
+        head_vars += list(self.category.trainable_variables) if self.category else []
         if self.config.loss == "arcface":
             head_vars.append(self.class_weights)
         groups = [(stage.head_learning_rate, head_vars)]
@@ -69,17 +77,17 @@ class StageTrainer(keras.Model):
         return self.describe(maps, masks=masks)
 
     def train_step(self, data):
-        xi, yi, xs, ys = data
+        xi, yi, xs, ys, ci = data if len(data) == 5 else (*data, None)
         yi, ys = tf.cast(yi, tf.int32), tf.cast(ys, tf.int32)
         with tf.GradientTape(persistent=len(self.groups) > 1) as tape:
-            loss = self._loss(xi, yi, xs, ys)
+            loss = self._loss(xi, yi, xs, ys, ci)
             scaled = [optimizer.scale_loss(loss) for optimizer in self.stage_optimizers]  # identity unless scaling
         for optimizer, (_, variables), scaled_loss in zip(self.stage_optimizers, self.groups, scaled, strict=True):
             grads = tape.gradient(scaled_loss, variables)
             optimizer.apply_gradients(zip(grads, variables, strict=True))
         return {"loss": loss}
 
-    def _loss(self, xi, yi, xs, ys):
+    def _loss(self, xi, yi, xs, ys, ci=None):
         config = self.config
         embs, firsts, labels = [], [], []
         if self.has_items:
@@ -108,6 +116,17 @@ class StageTrainer(keras.Model):
             loss += config.aux_weight * smoothed_cross_entropy(
                 logits, lab, label_smoothing=config.label_smoothing, temperature=config.temperature
             )
+        if self.category is not None and self.has_items and ci is not None:
+            known = tf.greater_equal(tf.cast(ci, tf.int32), 0)
+            logits = self.category(tf.boolean_mask(ei, known))
+            category_loss = smoothed_cross_entropy(
+                logits,
+                tf.boolean_mask(tf.cast(ci, tf.int32), known),
+                label_smoothing=config.label_smoothing,
+                temperature=config.temperature,
+            )
+            # no item with a category in this batch: no term (the mean of nothing would be NaN)
+            loss += config.category_weight * tf.where(tf.reduce_any(known), category_loss, 0.0)
         return loss
 
     def _best_region(self, es, ys, ei, yi):

@@ -21,7 +21,7 @@ def test_batches_are_class_balanced_and_rows_match_their_labels():
     sampler = PKSampler(cache, classes, options, np.random.default_rng(0))
     assert len(sampler) == 2  # ceil(3 classes / 2 per batch)
     for index in range(20):
-        xi, yi, xs, ys = sampler[index]
+        xi, yi, xs, ys, ci = sampler[index]
         assert xi.dtype == np.float32 and xi.shape == (len(yi), 2, 2, 3) and xs.shape == (len(ys), 3, 2, 3)
         # every item row belongs to its label's class; 3 per class with items (with replacement for class 1)
         np.testing.assert_array_equal(cache.item_classes[xi[:, 0, 0, 0].astype(int)], classes[yi])
@@ -37,3 +37,14 @@ def test_the_same_seed_gives_the_same_batches_whatever_the_index():
     for index in range(5):
         for x, y in zip(a[index], b[4 - index], strict=True):
             np.testing.assert_array_equal(x, y)
+
+
+def test_item_categories_follow_their_rows():
+    cache = _cache()
+    cache.item_categories = np.array([3, 3, 5, -1, 7])
+    sampler = PKSampler(cache, np.array([0, 1, 2]), TrainOptions(classes_per_batch=3), np.random.default_rng(1))
+    for index in range(10):
+        xi, _, _, _, ci = sampler[index]
+        np.testing.assert_array_equal(ci, cache.item_categories[xi[:, 0, 0, 0].astype(int)])
+    plain = PKSampler(_cache(), np.array([0, 1, 2]), TrainOptions(), np.random.default_rng(1))
+    assert (plain[0][4] == -1).all()

@@ -219,3 +219,27 @@ def test_mixed_precision_training_runs_and_restores_float32(tmp_path, records, s
     items = artifact.load(tmp_path / "mp").embed_items([r[0] for r in records[:3]])
     assert items.dtype == np.float32 and np.all(np.isfinite(items))
     np.testing.assert_allclose(np.linalg.norm(items, axis=1), 1.0, rtol=1e-5)
+
+
+def test_item_row_categories_follow_the_cache_row_order():
+    from ml.training.feature_cache import item_row_categories, validate_records
+
+    records = [("s.png", 0, "snapshot"), ("a.png", 0, "item", 4), ("b.png", 0, "item", None), ("c.png", 1, "item", 2)]
+    np.testing.assert_array_equal(item_row_categories(records, 2), [4, 4, -1, -1, 2, 2])
+    assert validate_records(records)[1] == ("a.png", 0, "item")  # the cache does not depend on categories
+    with pytest.raises(ValueError):
+        validate_records([("a.png", 0, "item", 1, "extra")])
+
+
+def test_category_loss_trains_and_changes_the_descriptors(tmp_path, records, weights_cache):
+    # two garment groups by post parity: a group-aware head must differ from an instance-only one
+    with_categories = [(*r, 1 + r[1] % 2) if r[2] == "item" else r for r in records]
+    options = TrainOptions(epochs=4, classes_per_batch=4, item_views=1, snapshot_views=1)
+    common = {"options": options, "cache_dir": tmp_path / "c", "backbone_cache_dir": weights_cache, "seed": 0}
+    plain = train(with_categories, config(), tmp_path / "plain", **common)
+    grouped = train(with_categories, config(category_weight=1.0), tmp_path / "grouped", **common)
+    assert np.isfinite(grouped["train_map21_after"]) and np.isfinite(plain["train_map21_after"])
+    a = artifact.load(tmp_path / "plain").embed_items([records[0][0]])
+    b = artifact.load(tmp_path / "grouped").embed_items([records[0][0]])
+    assert not np.allclose(a, b, atol=1e-4)
+    assert artifact.verify(tmp_path / "grouped").category_weight == 1.0
