@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import configparser
 import io
-import os
 import shlex
 import sys
 from dataclasses import dataclass
@@ -70,9 +69,10 @@ def _command(argv: tuple[str, ...] | list[str]) -> str:
 
 
 def supervisor_config(
-    procs: list[Process], *, run_dir: Path, log_dir: Path, cwd: Path, python: str = sys.executable
+    procs: list[Process], *, run_dir: Path, log_dir: Path, cwd: Path, colour: bool = False, python: str = sys.executable
 ) -> str:
-    """supervisord's configuration for ``procs``: in the foreground, restarting what dies."""
+    """supervisord's configuration for ``procs``: in the foreground, restarting what dies; ``colour``:
+    the listener colours each program's name (for a terminal)."""
     config = configparser.RawConfigParser()
     config["supervisord"] = {
         "nodaemon": "true",
@@ -104,7 +104,7 @@ def supervisor_config(
             "stdout_events_enabled": "true",
         }
     config["eventlistener:logs"] = {
-        "command": _command([python, "-m", "config.processes", "log-listener"]),
+        "command": _command([python, "-m", "config.processes", "log-listener", *(["--colour"] if colour else [])]),
         "directory": str(cwd),
         "events": "PROCESS_LOG",
         "buffer_size": "10000",
@@ -122,14 +122,14 @@ def supervisor_config(
 # --- the event listener: each program's output, line by line, prefixed by its name ------------------------
 
 
-def _prefix(name: str, colours: dict[str, str]) -> str:
-    if os.environ.get("LOOKBOOK_COLOUR") != "1":
+def _prefix(name: str, colours: dict[str, str] | None) -> str:
+    if colours is None:
         return f"{name:>8} | "
     colour = colours.setdefault(name, COLOURS[len(colours) % len(COLOURS)])
     return f"{colour}{name:>8} |{RESET} "
 
 
-def log_listener(stdin=None, stdout=None, stderr=None) -> None:
+def log_listener(stdin=None, stdout=None, stderr=None, *, colour: bool = False) -> None:
     """supervisord's PROCESS_LOG events to ``stderr``, whole lines only, each prefixed by its program."""
     from supervisor.childutils import get_headers, listener
 
@@ -137,7 +137,7 @@ def log_listener(stdin=None, stdout=None, stderr=None) -> None:
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr.buffer
     partial: dict[str, bytes] = {}
-    colours: dict[str, str] = {}
+    colours: dict[str, str] | None = {} if colour else None
     while True:
         listener.ready(stdout)
         line = stdin.readline()
@@ -156,7 +156,7 @@ def log_listener(stdin=None, stdout=None, stderr=None) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["log-listener"]:
-        log_listener()
+    if sys.argv[1:2] == ["log-listener"] and set(sys.argv[2:]) <= {"--colour"}:
+        log_listener(colour="--colour" in sys.argv[2:])
     else:
-        sys.exit("usage: python -m config.processes log-listener")
+        sys.exit("usage: python -m config.processes log-listener [--colour]")

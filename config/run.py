@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["PYTHONUNBUFFERED"] = "1"
     # Children must not start services themselves: this process owns them.
-    child_env = {**os.environ, "LOOKBOOK_NO_DEVSERVICES": "1", "LOOKBOOK_COLOUR": "1" if sys.stdout.isatty() else "0"}
+    child_env = {**os.environ, "LOOKBOOK_NO_DEVSERVICES": "1"}
 
     embedded = devservices.embedded_database() or devservices.embedded_broker()
     if embedded:
@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     procs = processes.processes(host=args.host, port=args.port, schedule=var / "celerybeat-schedule")
     conf = run_dir / "supervisord.conf"
-    conf.write_text(processes.supervisor_config(procs, run_dir=run_dir, log_dir=log_dir, cwd=ROOT))
+    conf.write_text(
+        processes.supervisor_config(procs, run_dir=run_dir, log_dir=log_dir, cwd=ROOT, colour=sys.stdout.isatty())
+    )
 
     stopping = threading.Event()
 

@@ -68,8 +68,7 @@ def _event(name: str, data: bytes) -> bytes:
     )
 
 
-def test_the_log_listener_prefixes_whole_lines_by_program(monkeypatch):
-    monkeypatch.delenv("LOOKBOOK_COLOUR", raising=False)
+def test_the_log_listener_prefixes_whole_lines_by_program():
     events = _event("web", b"GET / 200\nhalf a ") + _event("beat", "tick \u00e9\n".encode()) + _event("web", b"line\n")
     stdout, stderr = io.StringIO(), io.BytesIO()
     processes.log_listener(stdin=io.BytesIO(events), stdout=stdout, stderr=stderr)
@@ -147,3 +146,12 @@ def test_supervisord_with_this_configuration_restarts_a_dying_program_after_grow
 
 def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
+
+
+def test_the_log_listener_colours_names_only_when_asked(tmp_path):
+    plain = processes.supervisor_config(_stack(), run_dir=tmp_path, log_dir=tmp_path, cwd=tmp_path)
+    coloured = processes.supervisor_config(_stack(), run_dir=tmp_path, log_dir=tmp_path, cwd=tmp_path, colour=True)
+    assert "log-listener --colour" in coloured and "--colour" not in plain
+    stderr = io.BytesIO()
+    processes.log_listener(stdin=io.BytesIO(_event("web", b"hi\n")), stdout=io.StringIO(), stderr=stderr, colour=True)
+    assert stderr.getvalue().decode() == f"{processes.COLOURS[0]}     web |{processes.RESET} hi\n"
