@@ -120,3 +120,16 @@ def test_box_iou_and_garment_recall():
     assert counts.recall == 0.5 and counts.recall_any_group == 1.0 and counts.precision == pytest.approx(1 / 3)
     total = counts + G.detection_counts([], [], [(0, 0, 1, 1)], [1])
     assert (total.items, total.found, total.garments) == (3, 1, 3)
+
+
+def test_scoring_without_the_whole_photo_uses_garment_rows_only():
+    from ml.evaluation import garment_rows_only
+    from ml.model import Looks
+
+    whole, g1, g2, other = np.eye(4, dtype=np.float32)
+    vectors = np.stack([[whole, g1, g2, whole], [other, other, other, other]])
+    looks = Looks(vectors, np.array([3, 1]), [[None, None], []], "garments")
+    out = garment_rows_only(looks)
+    np.testing.assert_array_equal(out[0], [g1, g1, g2, g1])  # whole photo and padding replaced by garment 1
+    np.testing.assert_array_equal(out[1], vectors[1])  # no garment: the whole photo stays
+    assert looks.vectors[0, 0, 0] == 1.0  # the input is not modified
