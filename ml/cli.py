@@ -146,11 +146,19 @@ def cmd_evaluate(args) -> int:
     from ml import artifact
     from ml.config import GARMENTS
     from ml.datasets import ccp, clothing
-    from ml.evaluation import embed_posts, evaluate_parser, garment_rows_only, score_embeddings
+    from ml.evaluation import (
+        embed_posts,
+        evaluate_parser,
+        garment_rows_of_kind,
+        garment_rows_only,
+        score_embeddings,
+    )
     from ml.regions import subset_rows
 
     started = time.time()
     embedder = artifact.load(args.artifact)
+    if args.garment_descriptor:
+        embedder.config = dataclasses.replace(embedder.config, garment_descriptor=args.garment_descriptor)
     posts = ccp.load_posts(args.ccp, args.split, limit=args.limit)
     distractors = [t.path for t in ccp.tagged_photos(args.ccp)][: args.distractors] if args.distractors else []
     gallery = clothing.load_gallery(args.gallery) if args.gallery else None
@@ -177,6 +185,9 @@ def cmd_evaluate(args) -> int:
         variants.append((label, split(looks.vectors), {}))
         if scheme == GARMENTS:
             variants.append((f"{scheme} without the whole photo", split(garment_rows_only(looks)), {}))
+            if embedder.config.garment_descriptor == "both":  # each kind of garment row alone, same pass
+                for kind in ("crop", "pooled"):
+                    variants.append((f"{scheme}, {kind} rows only", split(garment_rows_of_kind(looks, kind)), {}))
         else:
             for smaller in args.region_schemes or []:
                 try:
@@ -429,6 +440,11 @@ def main(argv=None) -> int:
         "(default: the artifact's own)",
     )
     p.add_argument("--parser", action="store_true", help="also measure the garment parser on the split")
+    p.add_argument(
+        "--garment-descriptor",
+        choices=["crop", "pooled", "both"],
+        help="override the artifact's garment descriptor ('both' also scores each kind alone from the same pass)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(

@@ -169,6 +169,19 @@ def garment_rows_only(looks) -> np.ndarray:
     return vectors
 
 
+def garment_rows_of_kind(looks, kind: str) -> np.ndarray:
+    """From :class:`ml.model.Looks` embedded with ``garment_descriptor="both"``: the whole photo plus
+    only the ``kind`` ("crop" or "pooled") row of each garment, padded with the whole photo."""
+    if kind not in ("crop", "pooled"):
+        raise ValueError("kind must be 'crop' or 'pooled'")
+    vectors = np.repeat(looks.vectors[:, :1], looks.vectors.shape[1], axis=1)
+    first = 1 if kind == "crop" else 2
+    for i, count in enumerate(looks.counts):
+        rows = looks.vectors[i, first:count:2]
+        vectors[i, 1 : 1 + len(rows)] = rows
+    return vectors
+
+
 def evaluate_parser(embedder, posts: Sequence, *, threshold: float = 0.5, progress=None) -> dict:
     """The parser on CCP posts (``ml.datasets.ccp.Post``), at each photo's own resolution.
 

@@ -133,3 +133,17 @@ def test_scoring_without_the_whole_photo_uses_garment_rows_only():
     np.testing.assert_array_equal(out[0], [g1, g1, g2, g1])  # whole photo and padding replaced by garment 1
     np.testing.assert_array_equal(out[1], vectors[1])  # no garment: the whole photo stays
     assert looks.vectors[0, 0, 0] == 1.0  # the input is not modified
+
+
+def test_crop_or_pooled_rows_of_a_both_embedding():
+    from ml.evaluation import garment_rows_of_kind
+    from ml.model import Looks
+
+    w, c1, p1, c2, p2 = np.eye(5, dtype=np.float32)
+    vectors = np.stack([[w, c1, p1, c2, p2], [w, w, w, w, w]])
+    looks = Looks(vectors, np.array([5, 1]), [[None, None], []], "garments")
+    np.testing.assert_array_equal(garment_rows_of_kind(looks, "crop")[0], [w, c1, c2, w, w])
+    np.testing.assert_array_equal(garment_rows_of_kind(looks, "pooled")[0], [w, p1, p2, w, w])
+    np.testing.assert_array_equal(garment_rows_of_kind(looks, "crop")[1], vectors[1])
+    with pytest.raises(ValueError):
+        garment_rows_of_kind(looks, "mask")
