@@ -308,6 +308,8 @@ def cmd_parse_train(args) -> int:
 
 
 def cmd_speed(args) -> int:
+    import dataclasses
+
     import numpy as np
     from PIL import Image
 
@@ -329,17 +331,26 @@ def cmd_speed(args) -> int:
         photos = [Image.open(p).convert("RGB") for p in paths]
     else:
         photos = images[: max(8, args.n // 4)]
-    schemes = args.schemes or [c.regions]
-    for scheme in schemes:
-        embedder.embed_looks(photos[:8], scheme=scheme)  # warm-up
-    seconds: dict[str, list[float]] = {scheme: [] for scheme in schemes}
+    schemes = []  # (label, scheme, garment descriptor)
+    for scheme in args.schemes or [c.regions]:
+        kinds = (args.garment_descriptors or [c.garment_descriptor]) if scheme == "garments" else [None]
+        schemes += [(f"{scheme} ({kind})" if kind else scheme, scheme, kind) for kind in kinds]
+
+    def run(scheme, kind, images):
+        embedder.config = dataclasses.replace(c, garment_descriptor=kind or c.garment_descriptor)
+        return embedder.embed_looks(images, batch_size=8, scheme=scheme)
+
+    for _, scheme, kind in schemes:
+        run(scheme, kind, photos[:8])  # warm-up
+    seconds: dict[str, list[float]] = {label: [] for label, _, _ in schemes}
     rows: dict[str, float] = {}
     for _ in range(args.rounds):
-        for scheme in schemes:
+        for label, scheme, kind in schemes:
             started = time.time()
-            looks = embedder.embed_looks(photos, batch_size=8, scheme=scheme)
-            seconds[scheme].append(time.time() - started)
-            rows[scheme] = float(np.mean(looks.counts))
+            looks = run(scheme, kind, photos)
+            seconds[label].append(time.time() - started)
+            rows[label] = float(np.mean(looks.counts))
+    schemes = [label for label, _, _ in schemes]
     base = float(np.median(seconds[schemes[0]]))
     for scheme in schemes:
         ms = 1000 * float(np.median(seconds[scheme])) / len(photos)
@@ -485,6 +496,9 @@ def main(argv=None) -> int:
     p.add_argument("--n-snapshots", type=int, default=48)
     p.add_argument("--schemes", nargs="+", metavar="SCHEME", help="snapshot schemes to time side by side")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--garment-descriptors", nargs="+", choices=["crop", "pooled", "both"], help="time 'garments' with each"
+    )
     p.set_defaults(func=cmd_speed)
 
     args = parser.parse_args(argv)
