@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count
 from django.utils.html import format_html
@@ -31,7 +33,45 @@ def _thumb(obj, size: int) -> str:
     return format_html('<img src="{}" alt="" class="admin-thumb admin-thumb--{}" loading="lazy">', url, size)
 
 
-class ImageRecordAdminMixin:
+class _KnownIdsOnly:
+    """Django's autocomplete widgets re-render a submitted value by querying for it, and a value that is
+    not an id (a NUL byte, a word) raises there: a 500 instead of the form's own "not a valid choice"."""
+
+    def optgroups(self, name, value, attr=None):
+        target = self.field.remote_field.model._meta.pk
+        ids = []
+        for v in value:
+            try:
+                target.to_python(v)
+            except ValidationError:
+                continue
+            ids.append(v)
+        return super().optgroups(name, ids, attr)
+
+
+class _AutocompleteSelect(_KnownIdsOnly, AutocompleteSelect):
+    pass
+
+
+class _AutocompleteSelectMultiple(_KnownIdsOnly, AutocompleteSelectMultiple):
+    pass
+
+
+class SafeAutocompleteMixin:
+    """``autocomplete_fields`` with widgets that ignore a submitted value that cannot be an id."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = _AutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = _AutocompleteSelectMultiple(db_field, self.admin_site, using=kwargs.get("using"))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class ImageRecordAdminMixin(SafeAutocompleteMixin):
     """Thumbnails, the image and embedding facts, and the re-queue action, shared by items and snapshots.
 
     ``requeue_as`` names this model's argument to ``embeddings_requeue``.
@@ -100,7 +140,7 @@ class ItemCategoryTreeFilter(CategoryTreeFilter):
     parameter_name = "item_category"
 
 
-class PostItemInline(admin.TabularInline):
+class PostItemInline(SafeAutocompleteMixin, admin.TabularInline):
     model = PostItem
     form = PostItemInlineForm
     autocomplete_fields = ["item"]
@@ -211,7 +251,7 @@ admin.site.register(Tag, NamedAdmin)
 
 
 @admin.register(Category)
-class CategoryAdmin(NamedAdmin):
+class CategoryAdmin(SafeAutocompleteMixin, NamedAdmin):
     list_display = ["__str__", "slug", "parent"]
     list_select_related = ["parent"]
     list_filter = [("parent", admin.RelatedOnlyFieldListFilter)]

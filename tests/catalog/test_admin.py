@@ -302,3 +302,16 @@ def test_only_staff_reach_the_admin(client, django_user_model):
     client.force_login(user)
     response = client.get(ADD_URL)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "boho", "1.5"])
+def test_an_autocomplete_field_given_something_that_is_not_an_id_is_a_form_error(staff_client, value):
+    # Django's autocomplete widget queried the submitted value to re-render it: a 500 for a non-id.
+    data = _post_data(image=f.make_upload("look.jpg"), styles=[value], brands=[value])
+    data.update(_inline([{"item": value}]))
+    response = staff_client.post(ADD_URL, data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert set(errors) == {"styles", "brands"}
+    assert response.context["inline_admin_formsets"][0].formset.errors[0]["item"]
+    assert Snapshot.objects.count() == 0

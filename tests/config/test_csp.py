@@ -80,7 +80,7 @@ class _Inline(HTMLParser):
 def test_no_page_needs_inline_script_or_style(reco_catalog, admin_user):  # noqa: F811 - the imported fixture
     staff = Client()
     staff.force_login(admin_user)
-    prober = Prober(anonymous=Client(), staff=staff, real_ids={})
+    prober = Prober(staff_user=admin_user, real_ids={})
     pages = 0
     offenders = {}
     for route in url_routes():
