@@ -185,15 +185,12 @@ class Embedder:
         """Per photo: (group labels (h, w) uint8, confidence (h, w) float32) at the photo's own size."""
         from keras import ops
 
-        probs = _numpy(ops.softmax(self.parser.predict_on_batch(taps[:3]), axis=-1))  # (b, H/4, W/4, C)
-        frame_h, frame_w = self.config.snapshot_size
-        stride = frame_h // probs.shape[1]
+        probs = ops.softmax(self.parser.predict_on_batch(taps[:3]), axis=-1)  # (b, H/4, W/4, C)
+        frame = _numpy(ops.image.resize(probs, self.config.snapshot_size, interpolation="bilinear"))
         out = []
-        for p, photo in zip(probs, photos, strict=True):
-            top, left, new_h, new_w = letterbox_geometry((photo.height, photo.width), (frame_h, frame_w))
-            y0, x0 = top // stride, left // stride
-            y1, x1 = max(y0 + 1, -(-(top + new_h) // stride)), max(x0 + 1, -(-(left + new_w) // stride))
-            content = p[y0:y1, x0:x1]
+        for p, photo in zip(frame, photos, strict=True):
+            top, left, new_h, new_w = letterbox_geometry((photo.height, photo.width), self.config.snapshot_size)
+            content = p[top : top + new_h, left : left + new_w]  # the photo's own pixels, no padding
             resized = _numpy(ops.image.resize(content[None], (photo.height, photo.width), interpolation="bilinear"))[0]
             out.append((resized.argmax(axis=-1).astype(np.uint8), resized.max(axis=-1).astype(np.float32)))
         return out
