@@ -248,7 +248,9 @@ def cmd_attach_parser(args) -> int:
     if donor.config.backbone != target.config.backbone or donor.config.snapshot_size != target.config.snapshot_size:
         raise SystemExit("--parser-from: the two artifacts differ in backbone or snapshot size")
     name = target.config.backbone
-    if taps_digest(donor.backbone, name) != taps_digest(target.backbone, name):
+    final_map = donor.parser_config.final_map
+    donor_digest = taps_digest(donor.backbone, name, final_map=final_map)
+    if donor_digest != taps_digest(target.backbone, name, final_map=final_map):
         raise SystemExit("--parser-from: the backbones differ up to the parser's taps; train a parser for this one")
     info = {"parser_training": artifact.metadata(args.parser_from).get("info", {}).get("parser_training")}
     metrics = {"parser": artifact.metadata(args.parser_from).get("metrics", {}).get("parser")}
@@ -265,7 +267,7 @@ def cmd_parse_train(args) -> int:
     from ml.training.parser import ParserOptions, ccp_parse_records, train_parser
 
     embedder = artifact.load(args.artifact)
-    config = ParserConfig(width=args.width)
+    config = ParserConfig(width=args.width, final_map=args.final_map)
     options = ParserOptions(
         views=args.views,
         epochs=args.epochs,
@@ -467,6 +469,11 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--views", type=int, default=3, help="cached views per photo (plain, flip + jitter, rescaled)")
     p.add_argument("--width", type=int, default=64, help="decoder channels")
+    p.add_argument(
+        "--final-map",
+        action="store_true",
+        help="also feed the backbone's final map (train per artifact: stage 2 changes it)",
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--regions", default="garments", help="the scheme the written artifact serves")

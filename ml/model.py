@@ -185,7 +185,10 @@ class Embedder:
         """Per photo: (group labels (h, w) uint8, confidence (h, w) float32) at the photo's own size."""
         from keras import ops
 
-        probs = ops.softmax(self.parser.predict_on_batch(taps[:3]), axis=-1)  # (b, H/4, W/4, C)
+        from ml.parser import parser_inputs
+
+        logits = self.parser.predict_on_batch(parser_inputs(taps, self.parser_config))
+        probs = ops.softmax(logits, axis=-1)  # (b, H/4, W/4, C)
         frame = _numpy(ops.image.resize(probs, self.config.snapshot_size, interpolation="bilinear"))
         out = []
         for p, photo in zip(frame, photos, strict=True):

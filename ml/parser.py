@@ -32,6 +32,9 @@ class ParserConfig:
 
     width: int = 64
     context: bool = True  # ASPP-style context at stride 32 (dilations 1, 2, 4 + image pooling)
+    # also the backbone's final feature map (the descriptor's input) at stride 32: the most semantic
+    # features, but they change when descriptor stage 2 fine-tunes the last stage (train per artifact)
+    final_map: bool = False
     dropout: float = 0.1  # before the classifier
     classes: int = len(GROUPS)
     groups: list[str] = field(default_factory=lambda: list(GROUPS))
@@ -81,14 +84,15 @@ def tap_channels(backbone_name: str) -> tuple[int, int, int]:
     return channels[2], channels[4], channels[5]
 
 
-def taps_digest(backbone, backbone_name: str) -> str:
-    """A digest of the weights the taps depend on (the stem and blocks up to the stride-32 tap):
-    fine-tuning the last stage (descriptor stage 2) leaves the parser's cache valid."""
+def taps_digest(backbone, backbone_name: str, *, final_map: bool = False) -> str:
+    """A digest of the weights the parser's inputs depend on: the stem and blocks up to the stride-32
+    tap (fine-tuning the last stage, descriptor stage 2, leaves them valid), or every layer with
+    ``final_map``."""
     last = int(tap_layers(backbone_name)[-1].removeprefix("block").split("_")[0])
     keep = {"stem"} | {f"block{i}" for i in range(last + 1)}
     digest = hashlib.sha256()
     for layer in backbone.layers:
-        if layer.name.split("_")[0] in keep:
+        if final_map or layer.name.split("_")[0] in keep:
             for weight in layer.weights:
                 digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
     return digest.hexdigest()[:16]
@@ -100,6 +104,14 @@ def tapped_backbone(backbone, backbone_name: str):
 
     outputs = [backbone.get_layer(name).output for name in tap_layers(backbone_name)] + [backbone.output]
     return keras.Model(backbone.input, outputs, name=f"{backbone.name}_tapped")
+
+
+def parser_inputs(outputs, config: ParserConfig) -> list:
+    """The head's inputs from :func:`tapped_backbone`'s outputs (tap8, tap16, tap32, final map)."""
+    tap8, tap16, tap32, final = outputs
+    if config.final_map:
+        tap32 = np.concatenate([np.asarray(tap32), np.asarray(final)], axis=-1)
+    return [tap8, tap16, tap32]
 
 
 def _separable(x, width: int, name: str):
@@ -123,6 +135,10 @@ def build_parser_head(config: ParserConfig, backbone_name: str):
     from keras import layers
 
     c8, c16, c32 = tap_channels(backbone_name)
+    if config.final_map:
+        from ml.backbones import feature_channels
+
+        c32 += feature_channels(backbone_name)
     t8 = keras.Input((None, None, c8), name="tap8")
     t16 = keras.Input((None, None, c16), name="tap16")
     t32 = keras.Input((None, None, c32), name="tap32")

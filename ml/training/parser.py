@@ -22,7 +22,7 @@ from PIL import Image, ImageEnhance
 
 from ml.garments import GROUPS, confusion, group_lookup, iou_per_class, mean_iou, pixel_accuracy
 from ml.images import letterbox, letterbox_labels
-from ml.parser import ParserConfig, build_parser_head, tapped_backbone, taps_digest
+from ml.parser import ParserConfig, build_parser_head, parser_inputs, tapped_backbone, taps_digest
 from ml.training.options import MIXED_PRECISION, Progress, use_mixed_precision
 
 LABEL_STRIDE = 4
@@ -96,8 +96,9 @@ def _view(photo: Image.Image, groups: np.ndarray, size, view: int, rng: np.rando
     return np.ascontiguousarray(out_img), np.ascontiguousarray(out_lab)
 
 
-def _cache_key(backbone_name, weights_digest, size, records, views, seed) -> str:
+def _cache_key(backbone_name, weights_digest, size, records, views, seed, final_map=False) -> str:
     payload = {
+        "final_map": final_map,
         "backbone": backbone_name,
         "weights": weights_digest,
         "size": list(size),
@@ -119,18 +120,22 @@ def cache_parser_features(
     batch_size: int = 8,
     progress: Progress | None = None,
     label: str = "parser features",
+    parser_config: ParserConfig | None = None,
 ) -> ParserCache:
     """The taps and stride-4 group labels of every record and view (cached on disk under ``cache_dir``)."""
     from ml.backbones import preprocess
     from ml.datasets.ccp import label_names, load_label_map
 
     config = embedder.config
+    parser_config = parser_config or ParserConfig()
+    final_map = parser_config.final_map
     size = tuple(config.snapshot_size)
     if size[0] % 32 or size[1] % 32:
         raise ValueError("the parser needs a snapshot_size that is a multiple of 32")
     path = None
     if cache_dir is not None:
-        key = _cache_key(config.backbone, taps_digest(embedder.backbone, config.backbone), size, records, views, seed)
+        digest = taps_digest(embedder.backbone, config.backbone, final_map=final_map)
+        key = _cache_key(config.backbone, digest, size, records, views, seed, final_map)
         path = Path(cache_dir) / f"parser-{key}.npz"
         if path.exists():
             with np.load(path) as data:
@@ -155,7 +160,7 @@ def cache_parser_features(
             frame, lab = _view(photo, groups, size, view, rng)
             frames.append(frame)
             labels[start + j] = lab[LABEL_STRIDE // 2 :: LABEL_STRIDE, LABEL_STRIDE // 2 :: LABEL_STRIDE]
-        outs = tapped.predict_on_batch(preprocess(config.backbone, np.stack(frames)))
+        outs = parser_inputs(tapped.predict_on_batch(preprocess(config.backbone, np.stack(frames))), parser_config)
         for t in range(3):
             if taps[t] is None:
                 shape = (len(jobs), h8 // 2**t, w8 // 2**t, outs[t].shape[-1])
@@ -246,11 +251,18 @@ def train_parser(
         cache_dir=cache_dir,
         batch_size=options.backbone_batch,
         progress=lambda f, m: say(0.25 * f, m),
+        parser_config=config,
     )
     val = None
     if val_records:
         val = cache_parser_features(
-            embedder, val_records, views=1, seed=seed, cache_dir=cache_dir, progress=lambda f, m: say(0.25, "val " + m)
+            embedder,
+            val_records,
+            views=1,
+            seed=seed,
+            cache_dir=cache_dir,
+            progress=lambda f, m: say(0.25, "val " + m),
+            parser_config=config,
         )
     weights = class_weights(cache.labels, config.classes, options.class_weight_power)
     mixed = use_mixed_precision(options.mixed_precision)

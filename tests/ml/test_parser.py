@@ -249,3 +249,30 @@ def test_cli_parse_train_attach_evaluate_and_speed(embedder, ccp_tree, tmp_path,
     argv = ["speed", "--artifact", str(out), "-n", "8", "--batch-size", "4", "--snapshots", str(ccp_tree / "photos")]
     assert main(argv + ["--n-snapshots", "8", "--schemes", "multiscale6", "garments", "--rounds", "1"]) == 0
     assert "scheme garments" in capsys.readouterr().out
+
+
+def test_a_parser_on_the_final_map_too_round_trips_and_depends_on_every_layer(embedder, ccp_tree, tmp_path):
+    from ml.parser import taps_digest
+    from ml.training.parser import ParserOptions, ccp_parse_records, train_parser
+
+    config = ParserConfig(width=16, final_map=True)
+    options = ParserOptions(views=1, epochs=2, batch_size=4, crop_cells=(3, 2))
+    head, metrics = train_parser(embedder, ccp_parse_records(ccp_tree, "train"), config=config, options=options)
+    assert head.inputs[2].shape[-1] == 192 + 1280  # Lite0 stride-32 tap (stage 5) + the final map
+    base = artifact.save(embedder, tmp_path / "base")
+    path = artifact.with_parser(base, head, config, tmp_path / "art")
+    loaded = artifact.load(path)
+    assert loaded.parser_config.final_map
+    looks = loaded.embed_looks([ccp_tree / "photos" / "0001.jpg"])
+    assert looks.vectors.shape == (1, 12, 32)
+    # the digest that guards the cache and attach-parser: the last stage counts only with the final map
+    name = "efficientnet_lite0"
+    before = (taps_digest(embedder.backbone, name), taps_digest(embedder.backbone, name, final_map=True))
+    layer = embedder.backbone.get_layer("head_conv")
+    saved = layer.get_weights()
+    layer.set_weights([w + 0.01 for w in saved])
+    try:
+        after = (taps_digest(embedder.backbone, name), taps_digest(embedder.backbone, name, final_map=True))
+    finally:
+        layer.set_weights(saved)
+    assert before[0] == after[0] and before[1] != after[1]
