@@ -17,7 +17,9 @@ def _api_root() -> str | None:
 
 
 class RejectNulBytesMiddleware:
-    """A 400 for a NUL byte in the path or the query string (a parameter's name or value).
+    """A 400 for a NUL byte in the path, the query string (a parameter's name or value) or, outside the
+    API, a form body's fields (form-encoded or multipart; forms that do not use Django's CharField, such as
+    django-celery-beat's task field, would pass it on to the database).
 
     PostgreSQL refuses NUL in text, so such a value that reached a query would be a 500; none names
     anything here. Django's form fields already refuse it (``ProhibitNullCharactersValidator``);
@@ -48,4 +50,17 @@ class RejectNulBytesMiddleware:
                 return "parameter name"
             if any("\x00" in value for value in values):
                 return f"parameter {name!r}"
+        api_root = _api_root()
+        if (
+            request.method == "POST"
+            and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data")
+            and not (api_root and request.path_info.startswith(api_root))  # the API parses its own bodies
+        ):
+            try:
+                fields = request.POST.lists()
+            except Exception:  # noqa: BLE001 - an unreadable body is the view's to refuse, in its format
+                return None
+            for name, values in fields:
+                if "\x00" in name or any("\x00" in value for value in values):
+                    return "form field" if "\x00" in name else f"form field {name!r}"
         return None

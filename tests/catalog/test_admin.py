@@ -304,7 +304,15 @@ def test_only_staff_reach_the_admin(client, django_user_model):
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
-@pytest.mark.parametrize("value", ["a\x00b", "boho", "1.5"])
+def test_a_nul_byte_in_an_admin_form_is_refused_before_the_form(staff_client):
+    data = _post_data(image=f.make_upload("look.jpg"), styles=["a\x00b"], brands=["a\x00b"])
+    response = staff_client.post(ADD_URL, data)
+    assert response.status_code == 400
+    assert "contains a NUL byte" in response.content.decode()
+    assert Snapshot.objects.count() == 0
+
+
+@pytest.mark.parametrize("value", ["boho", "1.5"])
 def test_an_autocomplete_field_given_something_that_is_not_an_id_is_a_form_error(staff_client, value):
     # Django's autocomplete widget queried the submitted value to re-render it: a 500 for a non-id.
     data = _post_data(image=f.make_upload("look.jpg"), styles=[value], brands=[value])

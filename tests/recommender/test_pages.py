@@ -180,3 +180,19 @@ def test_upload_without_a_worker_asks_to_try_again(client, reco_catalog, celery_
 
     assert response.status_code == 503
     assert "Please try again" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_nul_byte_in_a_form_field_is_a_400_outside_the_api(client, admin_client):
+    # a form that keeps NUL away from the database only if its field is Django's CharField: the guard
+    # refuses it first, whatever the form (here the admin's periodic-task form of django-celery-beat)
+    for body in [{"name": "x", "task": "a\x00b"}, "name=x&task=a%00b"]:  # multipart, then form-encoded
+        kwargs = {} if isinstance(body, dict) else {"content_type": "application/x-www-form-urlencoded"}
+        response = admin_client.post("/admin/django_celery_beat/periodictask/add/", body, **kwargs)
+        assert response.status_code == 400
+        assert "form field &#x27;task&#x27; contains a NUL byte" in response.content.decode()
+    login = client.post("/admin/login/", {"username": "a\x00", "password": "b"})
+    assert login.status_code == 400
+    # the API parses its own bodies and answers in its JSON format
+    api = client.post("/api/query", "image=a%00b", content_type="application/x-www-form-urlencoded")
+    assert api["Content-Type"].startswith("application/json") and api.status_code < 500
