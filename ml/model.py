@@ -188,14 +188,16 @@ class Embedder:
         from ml.parser import parser_inputs
 
         logits = self.parser.predict_on_batch(parser_inputs(taps, self.parser_config))
-        probs = ops.softmax(logits, axis=-1)  # (b, H/4, W/4, C)
-        frame = _numpy(ops.image.resize(probs, self.config.snapshot_size, interpolation="bilinear"))
+        probs = ops.image.resize(ops.softmax(logits, axis=-1), self.config.snapshot_size, interpolation="bilinear")
+        labels = _numpy(ops.argmax(probs, axis=-1)).astype(np.uint8)  # (b, H, W): the letterboxed frame
+        confidence = _numpy(ops.max(probs, axis=-1)).astype(np.float32)
         out = []
-        for p, photo in zip(frame, photos, strict=True):
+        for lab, conf, photo in zip(labels, confidence, photos, strict=True):
             top, left, new_h, new_w = letterbox_geometry((photo.height, photo.width), self.config.snapshot_size)
-            content = p[top : top + new_h, left : left + new_w]  # the photo's own pixels, no padding
-            resized = _numpy(ops.image.resize(content[None], (photo.height, photo.width), interpolation="bilinear"))[0]
-            out.append((resized.argmax(axis=-1).astype(np.uint8), resized.max(axis=-1).astype(np.float32)))
+            size = (photo.width, photo.height)  # the photo's own pixels, no padding, at its own size
+            lab = Image.fromarray(lab[top : top + new_h, left : left + new_w]).resize(size, Image.NEAREST)
+            conf = Image.fromarray(conf[top : top + new_h, left : left + new_w]).resize(size, Image.BILINEAR)
+            out.append((np.asarray(lab), np.asarray(conf, dtype=np.float32)))
         return out
 
     def parse(self, images: Sequence, batch_size: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
