@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.config import from_known_keys
 from ml.garments import GROUPS
 
 TAP_STRIDES = (8, 16, 32)
@@ -58,11 +59,7 @@ class ParserConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ParserConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown parser config keys: {sorted(unknown)}")
-        return cls(**data)
+        return from_known_keys(cls, data, "parser config")
 
 
 def tap_layers(backbone_name: str) -> tuple[str, str, str]:
