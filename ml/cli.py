@@ -165,7 +165,7 @@ def cmd_evaluate(args) -> int:
     schemes = args.schemes or [embedder.config.regions]
     if GARMENTS in schemes and not embedder.has_parser:
         raise SystemExit("--schemes garments: this artifact has no garment parser")
-    emb = embed_posts(embedder, posts, [], gallery, progress=_Progress(), scheme=schemes[0])
+    emb = embed_posts(embedder, posts, [], gallery, progress=_Progress(), snapshots=False)  # per scheme below
     seconds = time.time() - started
     snapshots = [p.snapshot_path for p in posts] + list(distractors)
     variants, timing = [], {}

@@ -37,7 +37,7 @@ class EvalPost:
 
 @dataclass
 class Embeddings:
-    snapshots: np.ndarray  # (posts, regions, d)
+    snapshots: np.ndarray | None  # (posts, regions, d); None from embed_posts(snapshots=False)
     items: np.ndarray  # (items, d)
     item_post: np.ndarray  # (items,) index of each item's post
     distractors: np.ndarray | None = None  # (m, regions, d)
@@ -57,18 +57,30 @@ def _as_eval_post(post) -> EvalPost:
 
 
 def embed_posts(
-    embedder, posts: Sequence, distractor_snapshots: Sequence = (), gallery=None, progress=None, *, scheme=None
+    embedder,
+    posts: Sequence,
+    distractor_snapshots: Sequence = (),
+    gallery=None,
+    progress=None,
+    *,
+    scheme=None,
+    snapshots: bool = True,
 ) -> Embeddings:
     """``gallery``: a sequence of (image, category) pairs or objects with ``.path`` and ``.label``;
-    ``scheme``: the snapshots' region scheme (None: the artifact's own; "garments" or a window scheme)."""
+    ``scheme``: the snapshots' region scheme (None: the artifact's own; "garments" or a window scheme);
+    ``snapshots=False``: items and gallery only (``snapshots`` None, for a caller that embeds the
+    snapshots itself, e.g. under several schemes)."""
     posts = [_as_eval_post(p) for p in posts]
     say = progress or (lambda f, m: None)
     items = [img for p in posts for img in p.items]
     item_post = np.array([i for i, p in enumerate(posts) for _ in p.items], dtype=np.int64)
-    snaps = embedder.embed_snapshots([p.snapshot for p in posts], progress=lambda f, m: say(0.3 * f, m), scheme=scheme)
+    snaps = None
+    if snapshots:
+        photos = [p.snapshot for p in posts]
+        snaps = embedder.embed_snapshots(photos, progress=lambda f, m: say(0.3 * f, m), scheme=scheme)
     item_vecs = embedder.embed_items(items, progress=lambda f, m: say(0.3 + 0.1 * f, m))
     distract = None
-    if len(distractor_snapshots):
+    if snapshots and len(distractor_snapshots):
         distract = embedder.embed_snapshots(
             list(distractor_snapshots), progress=lambda f, m: say(0.4 + 0.3 * f, "distractors: " + m), scheme=scheme
         )
