@@ -226,7 +226,7 @@ def evaluate_parser(embedder, posts: Sequence, *, threshold: float = 0.5, progre
         for post, parsed in zip(chunk, embedder.parse([p.snapshot_path for p in chunk]), strict=True):
             truth = lookup[load_label_map(post.annotation_path)]
             matrix += confusion(parsed[0], truth, len(GROUPS))
-            garments = embedder._garments(parsed)
+            garments = embedder.garments_of(parsed)
             counts = counts + detection_counts(
                 [g.box for g in garments],
                 [g.group_id for g in garments],

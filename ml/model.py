@@ -211,7 +211,8 @@ class Embedder:
             out += self._parse_frames(self._tapped_forward(frames), photos)
         return out
 
-    def _garments(self, parsed) -> list[Garment]:
+    def garments_of(self, parsed) -> list[Garment]:
+        """The garments of one :meth:`parse` result, with the artifact's post-processing settings."""
         labels, confidence = parsed
         pc = self.parser_config
         return garments_from_parse(
@@ -241,7 +242,7 @@ class Embedder:
         taps = self._tapped_forward(frames)
         final = taps[3]
         whole = _numpy(self.head(final))  # (b, dim)
-        found = [self._garments(parsed) for parsed in self._parse_frames(taps, photos)]
+        found = [self.garments_of(parsed) for parsed in self._parse_frames(taps, photos)]
         kind = self.config.garment_descriptor
         crops_vec = pooled_vec = None
         if kind in ("crop", "both"):
