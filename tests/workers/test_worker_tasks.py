@@ -72,8 +72,11 @@ def test_a_fresh_install_builds_the_pretrained_model_at_worker_start(worker_fact
     assert version.artifact_checksum and version.dim == 8
     wait_for(lambda: Snapshot.objects.get(pk=post.pk).embedding_status == "ready", message="existing post embedded")
     assert list(vectors_of(version, "snapshot")) == [post.pk]
+    # the post can be ready before the bootstrap's index build is marked done: wait for that mark
+    wait_for(lambda: ModelVersion.objects.get(pk=version.pk).index_state == "complete", message="index complete")
     version.refresh_from_db()
     assert version.index_state == "complete"
     from workers.models import Job
 
+    wait_for(lambda: Job.objects.get(kind="bootstrap").status not in ("queued", "running"), message="bootstrap ended")
     assert Job.objects.get(kind="bootstrap").status == "succeeded"
