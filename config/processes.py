@@ -43,10 +43,11 @@ class Process:
 
 
 def processes(*, host: str, port: int, schedule: Path, python: str = sys.executable) -> list[Process]:
-    """The stack of `make run`: the web server, a worker for shoppers' queries, a worker for
-    everything else, and beat."""
+    """The stack of `make run`: the web server, a worker for shoppers' queries, a worker for training
+    (the model bootstrap too), a worker for everything else (embedding, re-indexing, the periodic checks),
+    and beat. Training has its own worker so that a run of hours never holds up embedding."""
     celery = (python, "-m", "celery", "-A", "workers")
-    others = ",".join(q for q in registry.QUEUES if q != registry.QUERIES)
+    others = ",".join(q for q in registry.QUEUES if q not in (registry.QUERIES, registry.TRAINING))
     return [
         Process("web", (python, "manage.py", "runserver", f"{host}:{port}", "--noreload")),
         Process(
@@ -57,6 +58,11 @@ def processes(*, host: str, port: int, schedule: Path, python: str = sys.executa
         Process(
             "worker",
             (*celery, "worker", "-Q", others, "-n", "main@%h", "-c", "1", "-l", "INFO"),
+            startsecs=10,
+        ),
+        Process(
+            "training",
+            (*celery, "worker", "-Q", registry.TRAINING, "-n", "training@%h", "-c", "1", "-l", "INFO"),
             startsecs=10,
         ),
         Process("beat", (*celery, "beat", "-l", "INFO", "--schedule", str(schedule))),

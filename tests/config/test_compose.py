@@ -21,10 +21,10 @@ def _settings_env_names() -> set[str]:
 
 def test_services_and_healthchecks():
     services = _compose()["services"]
-    assert {"db", "redis", "web", "worker", "worker-queries", "beat", "migrate"} <= set(services)
+    assert {"db", "redis", "web", "worker", "worker-queries", "worker-training", "beat", "migrate"} <= set(services)
     assert services["db"]["image"].startswith("pgvector/pgvector:")
     assert "shared_buffers=${POSTGRES_SHARED_BUFFERS:-1GB}" in services["db"]["command"]  # indexes in memory
-    for name in ("db", "redis", "web", "worker", "worker-queries"):
+    for name in ("db", "redis", "web", "worker", "worker-queries", "worker-training"):
         assert "healthcheck" in services[name], name
     assert "gunicorn" in services["web"]["command"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "workers", "beat"]
@@ -34,14 +34,13 @@ def test_workers_consume_exactly_the_registry_queues_each_once():
     from workers import registry
 
     services = _compose()["services"]
-    queues: list[str] = []
-    for name in ("worker", "worker-queries"):
+    queues: dict[str, list[str]] = {}
+    for name in ("worker", "worker-queries", "worker-training"):
         command = services[name]["command"]
-        queues += command[command.index("-Q") + 1].split(",")
-    assert sorted(queues) == sorted(registry.QUEUES)
-    assert services["worker-queries"]["command"][services["worker-queries"]["command"].index("-Q") + 1] == (
-        registry.QUERIES
-    )
+        queues[name] = command[command.index("-Q") + 1].split(",")
+    assert sorted(q for consumed in queues.values() for q in consumed) == sorted(registry.QUEUES)
+    assert queues["worker-queries"] == [registry.QUERIES]
+    assert queues["worker-training"] == [registry.TRAINING]  # a training run never holds up embedding
 
 
 def test_gunicorn_is_reached_only_through_the_buffering_proxy():
@@ -65,11 +64,12 @@ def test_volumes_keep_database_and_media():
     assert "pgdata:/var/lib/postgresql/data" in compose["services"]["db"]["volumes"]
     assert "media:/data/media" in compose["services"]["web"]["volumes"]
     assert "media:/data/media" in compose["services"]["worker"]["volumes"]
+    assert "media:/data/media" in compose["services"]["worker-training"]["volumes"]
 
 
 def test_app_environment_uses_settings_the_code_reads():
     known = _settings_env_names()
-    for name in ("web", "worker", "worker-queries", "beat", "migrate"):
+    for name in ("web", "worker", "worker-queries", "worker-training", "beat", "migrate"):
         environment = _compose()["services"][name]["environment"]
         unknown = set(environment) - known
         assert not unknown, f"{name} sets variables no setting reads: {unknown}"

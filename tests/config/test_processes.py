@@ -37,7 +37,17 @@ def test_the_workers_consume_every_queue_of_the_registry_each_once():
         if "worker" in proc.argv:
             consumed += proc.argv[proc.argv.index("-Q") + 1].split(",")
     assert sorted(consumed) == sorted(registry.QUEUES)
-    assert [p.name for p in _stack()] == ["web", "queries", "worker", "beat"]
+    assert [p.name for p in _stack()] == ["web", "queries", "worker", "training", "beat"]
+
+
+def test_training_has_a_worker_of_its_own_so_it_never_holds_up_embedding():
+    queues = {p.name: p.argv[p.argv.index("-Q") + 1].split(",") for p in _stack() if "worker" in p.argv}
+    assert queues["training"] == [registry.TRAINING]
+    assert registry.MODEL_BOOTSTRAP.queue == registry.TRAIN_VERSION.queue == registry.TRAINING
+    assert registry.EMBEDDING in queues["worker"] and registry.TRAINING not in queues["worker"]
+    training = next(p for p in _stack() if p.name == "training").argv
+    assert training[training.index("-n") + 1] == "training@%h"
+    assert training[training.index("-c") + 1] == "1"
 
 
 def test_every_program_restarts_when_it_dies_and_stops_as_a_group(tmp_path):
