@@ -95,6 +95,9 @@ class ImageRecord(models.Model):
     )
     embedding_error = models.TextField(blank=True)
     embedded_at = models.DateTimeField(null=True, blank=True)
+    # When a message to embed this image was last sent or picked up by a worker (None: none is out). The
+    # sweep leaves a pending image with a recent mark alone (catalog.services.embedding_queue).
+    embedding_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

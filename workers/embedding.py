@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from catalog.embedding_targets import KINDS, target
@@ -175,20 +175,23 @@ def vector_indexes_ensure(version: ModelVersion) -> None:
 
 
 def sweep(*, now=None) -> dict:
-    """Enqueue embedding for images pending longer than the grace period (touching them so the
-    next sweep does not enqueue them again at once). Returns how many of each kind."""
+    """Enqueue embedding (at the bulk priority) for images pending longer than the grace period that have no
+    message out: never queued, or queued (or started) more than ``WORKERS_REQUEUE_AFTER_S`` ago, so the
+    message was lost. An image still waiting in the queue or being embedded is left alone. Returns how many
+    of each kind."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.WORKERS_SWEEP_GRACE_S)
+    lost = now - timedelta(seconds=settings.WORKERS_REQUEUE_AFTER_S)
     result = {}
     for kind in KINDS:
-        model = target(kind).owner
         ids = list(
-            model.objects.filter(embedding_status=EmbeddingStatus.PENDING, updated_at__lte=cutoff)
+            target(kind)
+            .owner.objects.filter(embedding_status=EmbeddingStatus.PENDING, updated_at__lte=cutoff)
+            .filter(Q(embedding_queued_at__isnull=True) | Q(embedding_queued_at__lte=lost))
             .order_by("pk")
             .values_list("pk", flat=True)[: settings.WORKERS_SWEEP_BATCH]
         )
         if ids:
-            model.objects.filter(pk__in=ids).update(updated_at=now)
-            embeddings_enqueue(**{f"{kind}_ids": ids})
+            embeddings_enqueue(**{f"{kind}_ids": ids}, priority="bulk")  # marks them queued as it sends
         result[kind] = len(ids)
     return result

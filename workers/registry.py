@@ -56,6 +56,12 @@ TASKS: tuple[TaskSpec, ...] = (
 )
 QUEUES: tuple[str, ...] = (DEFAULT, QUERIES, EMBEDDING, TRAINING)
 
+# Message priorities within a queue. On the Redis transport each priority step is a list of its own and a
+# worker takes from the lowest number first (the reverse of AMQP's order); a message without a priority
+# counts as 0. Posts saved in the admin or the API go ahead of a bulk import's backlog on the same queue.
+PRIORITY_STEPS: tuple[int, ...] = (0, 3, 6, 9)  # kombu's default, named because the two below rely on it
+EMBED_PRIORITIES: dict[str, int] = {"interactive": 0, "bulk": 9}
+
 _BY_NAME = {task.name: task for task in TASKS}
 _BY_JOB_KIND = {task.job_kind: task for task in TASKS if task.job_kind}
 

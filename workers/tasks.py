@@ -40,9 +40,12 @@ EMBED_TASK_OPTIONS = {
 
 
 def _embed(kind: str, ids: list[int]) -> dict:
+    from catalog.services.embedding_queue import images_mark_queued
     from workers.embedding import embed_images
 
     ids = [int(i) for i in ids]
+    # Marked again on start: the sweep leaves a running batch alone as it does a queued one.
+    images_mark_queued(kind=kind, ids=ids)
     counts = embed_images(kind=kind, ids=ids)
     logger.info("embedded %s %ss (of %d): %s", counts["embedded"], kind, len(ids), counts)
     return counts

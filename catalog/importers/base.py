@@ -4,8 +4,8 @@ Each row runs in its own savepoint inside a batch transaction of ``batch_size`` 
 commits before the next starts, so a crash loses at most the batch in flight. A failing row is
 rolled back alone and counted with its reason (``strict`` aborts instead). Embedding tasks for
 the rows created in a batch are queued once that batch commits (chunks of
-``CATALOG_EMBED_BATCH_SIZE`` ids), unless ``enqueue`` is off: then the rows stay ``pending``
-for the workers' sweep.
+``CATALOG_EMBED_BATCH_SIZE`` ids, at the bulk priority: behind staff's own posts), unless
+``enqueue`` is off: then the rows stay ``pending`` for the workers' sweep.
 """
 
 from __future__ import annotations
@@ -143,7 +143,8 @@ def run_import(
                     bar.update(1)
                     bar.set_postfix(created=stats.created, skipped=stats.skipped, failed=stats.failed, refresh=False)
                 if enqueue:
-                    embeddings_enqueue(item_ids=made.item_ids, snapshot_ids=made.snapshot_ids)
+                    # bulk: a post saved in the admin meanwhile is embedded ahead of the import's backlog
+                    embeddings_enqueue(item_ids=made.item_ids, snapshot_ids=made.snapshot_ids, priority="bulk")
     finally:
         bar.close()
     return stats

@@ -46,6 +46,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.get_int("CELERY_VISIBILITY_TIMEOUT", _LATE_ACK_HARD_LIMIT_S + 60),
     "unacked_restore_interval": env.get_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
     "unacked_restore_throttle": env.get_int("CELERY_UNACKED_RESTORE_THROTTLE", 3),
+    # One Redis list per step; workers serve the lowest number first (registry.EMBED_PRIORITIES).
+    "priority_steps": list(registry.PRIORITY_STEPS),
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 

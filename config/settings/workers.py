@@ -8,6 +8,9 @@ WORKERS_ML_PACKAGE = env.get("WORKERS_ML_PACKAGE", "ml")
 WORKERS_SWEEP_BATCH = env.get_int("WORKERS_SWEEP_BATCH", 500)
 # A pending image is re-enqueued by the sweep only after this long (its own on-commit task comes first).
 WORKERS_SWEEP_GRACE_S = env.get_int("WORKERS_SWEEP_GRACE_S", 120)
+# A pending image whose embedding was queued (or started) this long ago is queued again: its message was lost.
+# Longer than a bulk import's backlog takes to drain, so the sweep never repeats work that is only waiting.
+WORKERS_REQUEUE_AFTER_S = env.get_int("WORKERS_REQUEUE_AFTER_S", 30 * 60)
 # A re-index job whose heartbeat is older than this is considered dead and resumed by the sweep.
 WORKERS_REINDEX_STALE_S = env.get_int("WORKERS_REINDEX_STALE_S", 600)
 # Soft time limits of the embedding, shopper-query and training tasks.

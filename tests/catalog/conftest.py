@@ -33,21 +33,25 @@ def bomb_png() -> bytes:
 
 @pytest.fixture
 def queued_messages(celery_app_purged):
-    """A function returning the task messages waiting in a broker queue: [(task name, args), ...].
+    """A function returning the task messages waiting in a broker queue: [(task name, args), ...], in the
+    order a worker takes them (the priority lists of the Redis transport lowest number first, each oldest first).
 
     The embedding queue is emptied before and after the test (``control.purge`` only knows the default queue).
     """
 
+    def keys(channel, queue: str) -> list[str]:
+        return [channel._q_for_pri(queue, step) for step in channel.priority_steps]
+
     def clear() -> None:
         with celery_app_purged.connection_for_write() as conn:
-            conn.default_channel.client.delete("embedding")
+            conn.default_channel.client.delete(*keys(conn.default_channel, "embedding"))
 
     def read(queue: str = "embedding") -> list[tuple[str, list]]:
         with celery_app_purged.connection_for_write() as conn:
-            client = conn.default_channel.client
-            raw = client.lrange(queue, 0, -1)
+            channel = conn.default_channel
+            raw = [entry for key in keys(channel, queue) for entry in reversed(channel.client.lrange(key, 0, -1))]
         messages = []
-        for entry in reversed(raw):  # kombu LPUSHes: oldest last
+        for entry in raw:  # kombu LPUSHes: reversed above, oldest first
             payload = json.loads(entry)
             body = json.loads(base64.b64decode(payload["body"]))
             messages.append((payload["headers"]["task"], body[0][0]))  # body: [args, kwargs, embed]

@@ -64,8 +64,10 @@ def broker_clean(celery_app_purged):
 
     def clear() -> None:
         with celery_app_purged.connection_for_write() as conn:
-            client = conn.default_channel.client
-            client.delete(*QUEUES, "unacked", "unacked_index")
+            channel = conn.default_channel
+            # each queue is one Redis list per priority step (workers.registry.PRIORITY_STEPS)
+            lists = [channel._q_for_pri(queue, step) for queue in QUEUES for step in channel.priority_steps]
+            channel.client.delete(*lists, "unacked", "unacked_index")
 
     clear()
     yield celery_app_purged

@@ -111,7 +111,7 @@ def test_sweep_enqueues_images_pending_past_the_grace_period(make_colour_post, d
         with django_capture_on_commit_callbacks(execute=True):
             result = sweep()
         with django_capture_on_commit_callbacks(execute=True):
-            again = sweep()  # touched: not enqueued twice in a row
+            again = sweep()  # marked queued as they were sent: not enqueued twice
     finally:
         app.send_task = original
     assert result == {"snapshot": 1, "item": 1}
