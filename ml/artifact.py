@@ -205,3 +205,26 @@ def create_pretrained(
 
     embedder = Embedder.build(pretrained_config(backbone), cache_dir=cache_dir)
     return save(embedder, out_dir, info={"kind": "pretrained", "training": None})
+
+
+def create_shipped(
+    out_dir: str | Path, *, cache_dir: str | Path | None = None, source: str | Path | None = None
+) -> Path:
+    """Write an artifact for the trained model shipped in the repository (:mod:`ml.shipped`): its trained
+    parts over the ImageNet backbone. :class:`ArtifactError` when it is missing, corrupt or not reproduced."""
+    from ml import shipped
+
+    try:
+        return shipped.unpack(out_dir, source=source or shipped.DEFAULT, cache_dir=cache_dir)
+    except shipped.ShippedModelError as exc:
+        raise ArtifactError(str(exc)) from exc
+
+
+def shipped_manifest(source: str | Path | None = None) -> dict:
+    """The shipped model's manifest (name, config, recipe, metrics) without TensorFlow."""
+    from ml import shipped
+
+    try:
+        return shipped.verify(source or shipped.DEFAULT)
+    except shipped.ShippedModelError as exc:
+        raise ArtifactError(str(exc)) from exc

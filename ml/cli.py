@@ -1,4 +1,5 @@
-"""``python -m ml {pretrained,train,finetune,parse-train,evaluate,speed}``: the command line (paths in, tables out)."""
+"""``python -m ml {pretrained,shipped,ship,train,finetune,parse-train,attach-parser,evaluate,speed}``: the
+command line (paths in, tables out)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ class _Progress:
         if now - self.last >= self.every or fraction >= 1.0:
             self.last = now
             print(f"[{time.strftime('%H:%M:%S')}] {100 * fraction:5.1f}% {message}", file=sys.stderr, flush=True)
+
+
+def _shipped_default() -> Path:
+    from ml.shipped import DEFAULT
+
+    return DEFAULT
 
 
 def ccp_records(ccp_root: str, split: str, crops_dir: str, *, limit: int | None = None):
@@ -48,6 +55,36 @@ def cmd_pretrained(args) -> int:
 
     path = artifact.create_pretrained(args.out, backbone=args.backbone, cache_dir=args.cache_dir)
     print(f"wrote {path} (checksum {artifact.checksum(path)})")
+    return 0
+
+
+def cmd_shipped(args) -> int:
+    from ml import artifact, shipped
+
+    path = shipped.unpack(args.out, source=args.source, cache_dir=args.cache_dir)
+    print(f"wrote {path} from the shipped model {args.source} (checksum {artifact.checksum(path)})")
+    return 0
+
+
+def cmd_ship(args) -> int:
+    from ml import shipped
+
+    recipe = json.loads(Path(args.recipe).read_text()) if args.recipe else {}
+    metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
+    manifest = shipped.pack(
+        args.artifact,
+        args.out,
+        name=args.name,
+        cache_dir=args.cache_dir,
+        half=args.half,
+        recipe=recipe,
+        metrics=metrics,
+    )
+    line = f"wrote {args.out}: {manifest['size_bytes'] / 2**20:.1f} MiB ({manifest['dtype']}), "
+    line += f"{len(manifest['arrays']['backbone'])} changed backbone variables"
+    if args.half:
+        line += f", probe cosine vs float32 {manifest['half_cosine_min']:.6f}"
+    print(line)
     return 0
 
 
@@ -483,6 +520,22 @@ def main(argv=None) -> int:
     p.add_argument("--mixed-precision", default="auto", choices=["auto", "on", "off"], help="auto: on with a GPU")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="converted weights and parser feature cache")
     p.set_defaults(func=cmd_parse_train)
+
+    p = sub.add_parser("shipped", help="rebuild the model shipped in the repository as an artifact")
+    p.add_argument("--out", required=True, help="artifact directory to write")
+    p.add_argument("--source", default=str(_shipped_default()), help="a shipped model directory")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="where converted ImageNet weights are cached")
+    p.set_defaults(func=cmd_shipped)
+
+    p = sub.add_parser("ship", help="write a trained artifact's trained parts as a shipped model (ml.shipped)")
+    p.add_argument("--artifact", required=True, help="the trained artifact (from the ImageNet backbone)")
+    p.add_argument("--out", required=True, help="shipped model directory to write")
+    p.add_argument("--name", required=True)
+    p.add_argument("--half", action="store_true", help="store float16 (reports its agreement with float32)")
+    p.add_argument("--recipe", help="a JSON file: the commands, split and seed that made the artifact")
+    p.add_argument("--metrics", help="a JSON file of its figures (default: the artifact's own metrics)")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="where converted ImageNet weights are cached")
+    p.set_defaults(func=cmd_ship)
 
     p = sub.add_parser(
         "attach-parser",

@@ -32,7 +32,7 @@ Progress = Callable[[int, int, str], None]
 
 
 def bootstrap_if_needed() -> str:
-    """Enqueue the pretrained bootstrap when no usable version exists and none is being built."""
+    """Enqueue the first version's bootstrap when no usable version exists and none is being built."""
     usable = ModelVersion.objects.exclude(status=ModelVersionStatus.FAILED)
     if usable.exists():
         return "not needed"
@@ -42,7 +42,9 @@ def bootstrap_if_needed() -> str:
         return "already queued"
     if bootstraps.filter(status=JobStatus.FAILED, finished_at__gte=now - timedelta(minutes=15)).exists():
         return "failed recently; see the failed bootstrap job"  # no retry storm every minute
-    job_enqueue(kind=JobKind.BOOTSTRAP, arguments={"backbone": settings.ML_BACKBONE})
+    job_enqueue(
+        kind=JobKind.BOOTSTRAP, arguments={"backbone": settings.ML_BACKBONE, "model": settings.ML_BOOTSTRAP_MODEL}
+    )
     return "queued"
 
 
@@ -61,43 +63,74 @@ def _advisory_lock(key: int):
             cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
-def bootstrap_pretrained(*, backbone: str, job: Job | None = None, progress: Progress | None = None) -> dict:
-    """Create the off-the-shelf version (artifact under ML_ARTIFACTS_DIR/<name>/); activate it if nothing is
-    active (no vectors exist yet, so there is nothing to mix with) and re-index every image for it.
+def bootstrap_first_version(
+    *, backbone: str, model: str | None = None, job: Job | None = None, progress: Progress | None = None
+) -> dict:
+    """Create the first version (artifact under ML_ARTIFACTS_DIR/<name>/): ``model`` "shipped" (default:
+    ``settings.ML_BOOTSTRAP_MODEL``), the trained model in the repository, or "pretrained", the off-the-shelf
+    ``backbone``. Activate it if nothing is active (no vectors exist yet, so there is nothing to mix with)
+    and embed every image for it.
 
     Serialised by an advisory lock: a second bootstrap (two workers starting at once) waits, then finds
     the version built and only checks that every image is embedded."""
+    model = model or settings.ML_BOOTSTRAP_MODEL
+    if model not in ("shipped", "pretrained"):
+        raise ValueError(f"unknown bootstrap model {model!r}: 'shipped' or 'pretrained'")
     with _advisory_lock(_BOOTSTRAP_LOCK):
-        return _bootstrap_pretrained(backbone=backbone, job=job, progress=progress)
+        return _bootstrap(model=model, backbone=backbone, job=job, progress=progress)
 
 
-def _bootstrap_pretrained(*, backbone: str, job: Job | None, progress: Progress | None) -> dict:
+def _bootstrap_plan(model: str, backbone: str) -> dict:
+    """What the bootstrap builds: the version's name prefix and fields, how to find it built already,
+    and the function that writes its artifact."""
+    from workers.ml_runtime import ml_module
+
+    artifact = ml_module("artifact")
+    if model == "pretrained":
+        return {
+            "prefix": f"pretrained-{backbone}",
+            "existing": ModelVersion.objects.filter(is_pretrained_only=True, backbone=backbone),
+            "fields": {"backbone": backbone, "is_pretrained_only": True, "training_counts": {"posts": 0}},
+            "write": lambda out: artifact.create_pretrained(out, backbone=backbone, cache_dir=settings.ML_CACHE_DIR),
+            "decision": "off-the-shelf backbone, no training",
+        }
+    manifest = artifact.shipped_manifest()  # ArtifactError when the repository's copy is missing or corrupt
+    prefix = f"shipped-{manifest['name']}"
+    recipe = manifest.get("recipe") or {}
+    return {
+        "prefix": prefix,
+        "existing": ModelVersion.objects.filter(name__startswith=f"{prefix}-", is_pretrained_only=False),
+        "fields": {
+            "backbone": manifest["model"]["backbone"],
+            "is_pretrained_only": False,
+            "training_counts": recipe.get("training_counts") or {"posts": 0},
+        },
+        "write": lambda out: artifact.create_shipped(out, cache_dir=settings.ML_CACHE_DIR),
+        "decision": f"the trained model shipped in the repository ({manifest['name']}); not trained here",
+    }
+
+
+def _bootstrap(*, model: str, backbone: str, job: Job | None, progress: Progress | None) -> dict:
     from workers.ml_runtime import embedder_for, ml_module
     from workers.training import version_artifact_record
 
-    existing = (
-        ModelVersion.objects.filter(is_pretrained_only=True, backbone=backbone)
-        .exclude(status=ModelVersionStatus.FAILED)
-        .first()
-    )
+    plan = _bootstrap_plan(model, backbone)
+    existing = plan["existing"].exclude(status=ModelVersionStatus.FAILED).first()
     if existing is not None and existing.status != ModelVersionStatus.TRAINING:
         version = existing
         message = f"{version.name} exists"
     else:
-        name = f"pretrained-{backbone}-{timezone.now():%Y%m%d-%H%M%S}"
-        version = existing or version_create(
-            name=name, backbone=backbone, is_pretrained_only=True, training_counts={"posts": 0}
-        )
+        name = f"{plan['prefix']}-{timezone.now():%Y%m%d-%H%M%S}"
+        version = existing or version_create(name=name, **plan["fields"])
         out_dir = Path(settings.ML_ARTIFACTS_DIR) / version.name
         shutil.rmtree(out_dir, ignore_errors=True)
-        artifact = ml_module("artifact")
         try:
-            path = artifact.create_pretrained(out_dir, backbone=backbone, cache_dir=settings.ML_CACHE_DIR)
-            version_artifact_record(version=version, path=path, config=artifact.verify(path).to_dict())
+            path = plan["write"](out_dir)
+            version_artifact_record(version=version, path=path, config=ml_module("artifact").verify(path).to_dict())
         except Exception as exc:
-            version_mark_failed(version=version, reason=f"building the pretrained artifact failed: {exc}")
+            version_mark_failed(version=version, reason=f"building the {model} artifact failed: {exc}")
             raise
-        version_mark_ready(version=version, decision="off-the-shelf backbone, no training")
+        version_mark_ready(version=version, decision=plan["decision"])
         message = f"built {version.name}"
     if not ModelVersion.objects.active().exists() and version.status == ModelVersionStatus.READY:
         embedder_for(version)
@@ -181,12 +214,27 @@ def train_evaluate_promote(
     *, job: Job | None = None, progress: Callable[[float, str], None] | None = None, config_overrides=None
 ) -> dict:
     """Train, evaluate against the active version, promote only a winner (re-index + switch, on the
-    embedding queue); a loser stays ``ready`` with its metrics and the reason."""
-    from workers.training import evaluation_decide, train_new_version
+    embedding queue); a loser stays ``ready`` with its metrics and the reason.
 
-    version, heldout = train_new_version(progress=progress, config_overrides=config_overrides)
-    if job is not None:
+    With a ``job``, the job links to the new version as soon as its row exists, and keeps a heartbeat
+    while it runs (a run whose worker stops is marked interrupted: ``workers.training_jobs``)."""
+    from workers.training import train_new_version
+    from workers.training_jobs import training_heartbeat
+
+    def link(version: ModelVersion) -> None:
+        job.model_version = version
         Job.objects.filter(pk=job.pk).update(model_version=version)
+
+    with training_heartbeat(job):
+        version, heldout = train_new_version(
+            progress=progress, config_overrides=config_overrides, on_version=link if job is not None else None
+        )
+        return _evaluate_and_promote(version, heldout)
+
+
+def _evaluate_and_promote(version: ModelVersion, heldout: list) -> dict:
+    from workers.training import evaluation_decide
+
     try:
         if not heldout:
             decision = "no held-out posts to evaluate on; kept as ready"

@@ -3,13 +3,20 @@ and promotion. ml itself reads no settings; workers/ passes these in."""
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config import env
 from config.settings.base import VAR_DIR
 
 # Model versions' artifacts, and downloaded backbone weights.
 ML_ARTIFACTS_DIR = Path(env.get("ML_ARTIFACTS_DIR", str(VAR_DIR / "models")))
 ML_CACHE_DIR = Path(env.get("ML_CACHE_DIR", str(VAR_DIR / "ml-cache")))
-# Backbone of the off-the-shelf model a fresh install starts with.
+# The first model version of a fresh install: "shipped", the trained model in the repository
+# (ml/shipped_models/, its figures in docs/ml.md), or "pretrained", the off-the-shelf ImageNet backbone.
+ML_BOOTSTRAP_MODEL = env.get("ML_BOOTSTRAP_MODEL", "shipped")
+if ML_BOOTSTRAP_MODEL not in ("shipped", "pretrained"):
+    raise ImproperlyConfigured(f"ML_BOOTSTRAP_MODEL={ML_BOOTSTRAP_MODEL!r}: use 'shipped' or 'pretrained'")
+# Backbone of the off-the-shelf model (ML_BOOTSTRAP_MODEL=pretrained).
 ML_BACKBONE = env.get("ML_BACKBONE", "efficientnet_lite2")
 # Images per model call.
 ML_EMBED_BATCH_SIZE = env.get_int("ML_EMBED_BATCH_SIZE", 16)

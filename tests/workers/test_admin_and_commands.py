@@ -104,12 +104,12 @@ def test_a_failed_job_is_retried_from_the_admin(staff_client, sent_tasks, django
 @pytest.mark.django_db(transaction=True)
 def test_bootstrap_activate_and_rollback_commands(make_colour_post, make_version, capsys):
     post = make_colour_post(0, n_items=1)
-    call_command("model_bootstrap", backbone="fake")
+    call_command("model_bootstrap", backbone="fake", model="pretrained")
     pretrained = ModelVersion.objects.active().get()
-    assert pretrained.is_pretrained_only
+    assert pretrained.is_pretrained_only and pretrained.name.startswith("pretrained-fake-")
     post.refresh_from_db()
     assert post.embedding_status == "ready"
-    call_command("model_bootstrap", backbone="fake")  # idempotent
+    call_command("model_bootstrap", backbone="fake", model="pretrained")  # idempotent
     assert ModelVersion.objects.count() == 1
 
     trained = make_version(mode="color")
@@ -124,6 +124,28 @@ def test_bootstrap_activate_and_rollback_commands(make_colour_post, make_version
     assert "Rolled back" in capsys.readouterr().out
     with pytest.raises(CommandError, match="no model version with id"):
         call_command("model_activate", "999999")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_default_bootstrap_builds_the_shipped_model_and_a_broken_one_fails_visibly(
+    make_colour_post, monkeypatch, capsys
+):
+    post = make_colour_post(0, n_items=1)
+    call_command("model_bootstrap", backbone="fake")  # ML_BOOTSTRAP_MODEL defaults to "shipped"
+    shipped = ModelVersion.objects.active().get()
+    assert not shipped.is_pretrained_only and shipped.name.startswith("shipped-fake-trained-")
+    assert "shipped in the repository" in shipped.decision
+    post.refresh_from_db()
+    assert post.embedding_status == "ready"
+    call_command("model_bootstrap", backbone="fake")  # idempotent
+    assert ModelVersion.objects.count() == 1
+    assert "exists" in capsys.readouterr().out
+
+    ModelVersion.objects.all().delete()
+    monkeypatch.setenv("FAKE_ML_SHIPPED_MISSING", "1")
+    with pytest.raises(Exception, match="no readable manifest.json"):
+        call_command("model_bootstrap", backbone="fake")
+    assert not ModelVersion.objects.exists()  # nothing half-made: the manifest is read before a version row
 
 
 @pytest.mark.django_db(transaction=True)

@@ -71,19 +71,20 @@ def test_a_task_sent_directly_records_a_new_job_with_its_arguments(settings, mon
 
     backbones = []
 
-    def bootstrap_pretrained(*, backbone, job=None, progress=None):
-        backbones.append(backbone)
+    def bootstrap_first_version(*, backbone, model, job=None, progress=None):
+        backbones.append((backbone, model))
         assert job is not None and job.status == "running"
         return {"version_id": None, "message": "built it"}
 
-    monkeypatch.setattr("workers.versioning.bootstrap_pretrained", bootstrap_pretrained)
+    monkeypatch.setattr("workers.versioning.bootstrap_first_version", bootstrap_first_version)
     result = model_bootstrap.apply()
 
     job = Job.objects.get()
     assert result.result == {"version_id": None, "message": "built it"}
     assert (job.kind, job.status, job.message) == ("bootstrap", "succeeded", "built it")
-    # the backbone left to the setting is recorded as the setting, so a retry builds the same
-    assert job.arguments == {"backbone": settings.ML_BACKBONE} and backbones == [settings.ML_BACKBONE]
+    # the backbone and model left to the settings are recorded as the settings, so a retry builds the same
+    assert job.arguments == {"backbone": settings.ML_BACKBONE, "model": settings.ML_BOOTSTRAP_MODEL}
+    assert backbones == [(settings.ML_BACKBONE, settings.ML_BOOTSTRAP_MODEL)]
 
 
 def test_a_transient_error_is_retried_by_celery_and_the_job_stays_running_meanwhile(

@@ -58,7 +58,9 @@ def test_the_catalog_sends_embedding_by_name_and_a_worker_embeds(
     wait_for(lambda: Snapshot.objects.get(pk=post.pk).embedding_status == "ready", message="status ready")
 
 
-def test_a_fresh_install_builds_the_pretrained_model_at_worker_start(worker_factory, broker_clean, make_colour_post):
+def test_a_fresh_install_builds_the_shipped_trained_model_at_worker_start(
+    worker_factory, broker_clean, make_colour_post
+):
     post = make_colour_post(0, n_items=1)
     assert not ModelVersion.objects.exists()
     worker_factory(
@@ -68,7 +70,8 @@ def test_a_fresh_install_builds_the_pretrained_model_at_worker_start(worker_fact
     )
 
     version = wait_for(lambda: ModelVersion.objects.active().first(), message="an active version")
-    assert version.is_pretrained_only and version.name.startswith("pretrained-")
+    assert not version.is_pretrained_only and version.name.startswith("shipped-fake-trained-")
+    assert version.training_counts == {"posts": 600}
     assert version.artifact_checksum and version.dim == 8
     wait_for(lambda: Snapshot.objects.get(pk=post.pk).embedding_status == "ready", message="existing post embedded")
     assert list(vectors_of(version, "snapshot")) == [post.pk]

@@ -58,6 +58,21 @@ def create_pretrained(out_dir, *, backbone: str = "fake", cache_dir=None) -> Pat
     return save(ModelConfig(backbone=backbone, mode="hash"), out_dir, info={"kind": "pretrained"})
 
 
+SHIPPED_NAME = "fake-trained"
+
+
+def shipped_manifest(source=None) -> dict:
+    if os.environ.get("FAKE_ML_SHIPPED_MISSING"):
+        raise ArtifactError("shipped model ml/shipped_models/fake: no readable manifest.json")
+    config = ModelConfig(mode="color")
+    return {"name": SHIPPED_NAME, "model": config.to_dict(), "recipe": {"training_counts": {"posts": 600}}}
+
+
+def create_shipped(out_dir, *, cache_dir=None, source=None) -> Path:
+    manifest = shipped_manifest(source)
+    return save(ModelConfig.from_dict(manifest["model"]), out_dir, info={"kind": "shipped"})
+
+
 def load(path) -> FakeEmbedder:
     return FakeEmbedder(verify(path))
 
