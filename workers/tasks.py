@@ -118,15 +118,18 @@ VERSION_JOB_OPTIONS = {
     bind=True,
     acks_late=False,  # re-indexes the catalog: as VERSION_JOB_OPTIONS (the sweep resumes a lost run)
     success_message="{message}",
-    setting_defaults={"backbone": "ML_BACKBONE"},
+    setting_defaults={"backbone": "ML_BACKBONE", "model": "ML_BOOTSTRAP_MODEL"},
     **RETRY,
 )
-def model_bootstrap(self, backbone: str | None = None, job_id: int | None = None) -> dict:
-    """Build the off-the-shelf pretrained version if no usable version exists; activate it when none is active,
-    then re-index every image for it. Idempotent: a second run finds the version and does nothing."""
-    from workers.versioning import bootstrap_pretrained
+def model_bootstrap(self, backbone: str | None = None, model: str | None = None, job_id: int | None = None) -> dict:
+    """Build the first version (ML_BOOTSTRAP_MODEL: the shipped trained model, or the off-the-shelf one) if no
+    usable version exists; activate it when none is active, then re-index every image for it. Idempotent: a
+    second run finds the version and does nothing."""
+    from workers.versioning import bootstrap_first_version
 
-    return bootstrap_pretrained(backbone=backbone or settings.ML_BACKBONE, job=self.job)
+    return bootstrap_first_version(
+        backbone=backbone or settings.ML_BACKBONE, model=model or settings.ML_BOOTSTRAP_MODEL, job=self.job
+    )
 
 
 @shared_task(
