@@ -27,6 +27,7 @@ from recommender.versions import (
     promotion_decide,
     version_artifact_set,
     version_create,
+    version_mark_failed,
     version_mark_ready,
     version_metrics_set,
 )
@@ -143,10 +144,17 @@ def model_config(**overrides):
     return config_module.ModelConfig(**values)
 
 
-def train_new_version(*, progress: Callable[[float, str], None] | None = None, config_overrides=None):
+def train_new_version(
+    *,
+    progress: Callable[[float, str], None] | None = None,
+    config_overrides=None,
+    on_version: Callable[[ModelVersion], None] | None = None,
+):
     """Train a version from the catalog's published posts; returns (version, heldout posts).
 
-    The version ends in ``evaluating`` with its artifact recorded; the caller evaluates it.
+    ``on_version`` is called with the new version as soon as its row exists, before training starts (the
+    job links to it, so staff see which version is being trained). The version ends in ``evaluating``
+    with its artifact recorded; the caller evaluates it.
     """
     posts = training_posts()
     train, heldout = split_posts(posts, settings.ML_HELDOUT_SHARE)
@@ -166,6 +174,8 @@ def train_new_version(*, progress: Callable[[float, str], None] | None = None, c
     }
     name = f"trained-{timezone.now():%Y%m%d-%H%M%S}"
     version = version_create(name=name, backbone=config.backbone, config=config.to_dict(), training_counts=counts)
+    if on_version is not None:
+        on_version(version)
     out_dir = Path(settings.ML_ARTIFACTS_DIR) / name
     shutil.rmtree(out_dir, ignore_errors=True)
     training = ml_module("training")
@@ -186,6 +196,9 @@ def train_new_version(*, progress: Callable[[float, str], None] | None = None, c
             backbone_cache_dir=settings.ML_CACHE_DIR,
             **extra,
         )
+    except Exception as exc:
+        version_mark_failed(version=version, reason=f"training failed: {exc}")
+        raise
     finally:
         shutil.rmtree(feature_cache, ignore_errors=True)
     counts["train_seconds"] = round(time.monotonic() - started, 1)

@@ -13,6 +13,10 @@ WORKERS_SWEEP_GRACE_S = env.get_int("WORKERS_SWEEP_GRACE_S", 120)
 WORKERS_REQUEUE_AFTER_S = env.get_int("WORKERS_REQUEUE_AFTER_S", 30 * 60)
 # A re-index job whose heartbeat is older than this is considered dead and resumed by the sweep.
 WORKERS_REINDEX_STALE_S = env.get_int("WORKERS_REINDEX_STALE_S", 600)
+# A running training job beats this often; one without a beat for WORKERS_TRAIN_STALE_S lost its worker and is
+# marked interrupted (at a worker's start and by the sweep; never restarted on its own).
+WORKERS_TRAIN_HEARTBEAT_S = env.get_float("WORKERS_TRAIN_HEARTBEAT_S", 10.0)
+WORKERS_TRAIN_STALE_S = env.get_float("WORKERS_TRAIN_STALE_S", 60.0)
 # Soft time limits of the embedding, shopper-query and training tasks.
 WORKERS_EMBED_TIME_LIMIT_S = env.get_int("WORKERS_EMBED_TIME_LIMIT_S", 600)
 WORKERS_QUERY_TIME_LIMIT_S = env.get_int("WORKERS_QUERY_TIME_LIMIT_S", 60)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 from tests.workers.fake_ml import artifact
@@ -19,7 +20,9 @@ def train(records, config: ModelConfig, out_dir, *, val_records=None, progress=N
     kinds = {kind for _, _, kind in records}
     if kinds - {"snapshot", "item"}:
         raise ValueError(f"unknown record kinds {kinds}")
+    seconds = float(os.environ.get("FAKE_ML_TRAIN_SECONDS", "0") or 0)  # a long run, spread over the epochs
     for step in range(3):
+        time.sleep(seconds / 3)
         if progress:
             progress((step + 1) / 3, f"epoch {step + 1}/3")
     config.mode = os.environ.get("FAKE_ML_TRAIN_MODE", "color")
