@@ -34,7 +34,8 @@ def _usable(vector: np.ndarray) -> bool:
 def snapshot_embeddings_write(*, model_version, vectors: Mapping[int, np.ndarray]) -> int:
     """Replace ``model_version``'s vectors of the given snapshots; ``vectors[snapshot_id]`` is (regions, dim).
 
-    Region 0 (the global descriptor) is always stored; further regions only when usable.
+    Region 0 (the global descriptor) is always stored; further regions only when usable and not a copy
+    of region 0 (the garment scheme pads a snapshot with fewer garments than rows with row 0).
     Returns the number of rows written.
     """
     rows = []
@@ -44,7 +45,7 @@ def snapshot_embeddings_write(*, model_version, vectors: Mapping[int, np.ndarray
         if regions.ndim == 1:
             regions = regions[None, :]
         for region, vector in enumerate(regions):
-            if region == 0 or _usable(vector):
+            if region == 0 or (_usable(vector) and not np.array_equal(vector, regions[0])):
                 kept.setdefault(snapshot_id, []).append(region)
                 rows.append(
                     SnapshotEmbedding(

@@ -556,3 +556,28 @@ def test_a_search_inside_the_callers_transaction_stays_on_its_connection(split_s
     matches = item_list_for_snapshot(snapshot_id=s["look"].pk, k=6, model_version=s["version"])
     assert [m.item.pk for m in matches] == brute_items(s["regions"], s["vectors"], 6)
     assert s["calls"] == []
+
+
+def test_an_uploads_padding_rows_probe_once_and_change_nothing(catalog_rows, rng):
+    from recommender.selectors.similarity import _query
+
+    version = catalog_rows.version(dim=8, max_regions=4)
+    items = catalog_rows.items(30)
+    vectors = {item.pk: rng.normal(size=8).tolist() for item in items}
+    catalog_rows.item_vectors(version, [(item, vectors[item.pk]) for item in items])
+    whole, garment = rng.normal(size=(2, 8)).tolist()
+    padded = [whole, garment, whole, whole]  # the garment scheme repeats row 0 past the garments found
+
+    matches = item_list_for_snapshot(vectors=padded, model_version=version)
+
+    assert [m.item.pk for m in matches] == brute_items([whole, garment], vectors, 6)
+    query = _query(
+        kind="item",
+        model_version=version,
+        k=6,
+        filters=Filters(),
+        query_vectors=padded,
+        query_from=None,
+        exclude_ids=(),
+    )
+    assert query.vectors.shape == (2, 8)

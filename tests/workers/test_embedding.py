@@ -130,3 +130,7 @@ def test_rewriting_a_snapshot_replaces_its_regions(make_version, make_colour_pos
     two = np.array([[0, 0, 1, 0, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0, 0, 0], [0] * 8], dtype=np.float32)
     assert snapshot_embeddings_write(model_version=version, vectors={post.pk: two}) == 2  # zero region dropped
     assert vectors_of(version, "snapshot")[post.pk] == [list(two[0]), list(two[1])]
+    # the garment scheme's padding (copies of row 0) is not stored
+    padded = np.stack([two[0], two[1], two[0], two[0]])
+    assert snapshot_embeddings_write(model_version=version, vectors={post.pk: padded}) == 2
+    assert vectors_of(version, "snapshot")[post.pk] == [list(two[0]), list(two[1])]
