@@ -22,6 +22,7 @@ from recommender.versions import (
     version_index_state_set,
     version_mark_failed,
     version_mark_ready,
+    version_metrics_set,
 )
 from workers.models import Job, JobKind, JobStatus
 from workers.services import job_enqueue, job_progress
@@ -93,6 +94,7 @@ def _bootstrap_plan(model: str, backbone: str) -> dict:
             "fields": {"backbone": backbone, "is_pretrained_only": True, "training_counts": {"posts": 0}},
             "write": lambda out: artifact.create_pretrained(out, backbone=backbone, cache_dir=settings.ML_CACHE_DIR),
             "decision": "off-the-shelf backbone, no training",
+            "metrics": None,
         }
     manifest = artifact.shipped_manifest()  # ArtifactError when the repository's copy is missing or corrupt
     prefix = f"shipped-{manifest['name']}"
@@ -107,6 +109,8 @@ def _bootstrap_plan(model: str, backbone: str) -> dict:
         },
         "write": lambda out: artifact.create_shipped(out, cache_dir=settings.ML_CACHE_DIR),
         "decision": f"the trained model shipped in the repository ({manifest['name']}); not trained here",
+        # its figures where it was measured (CCP-Posts val, docs/ml.md); the promotion gate measures afresh
+        "metrics": {"shipped": manifest.get("metrics") or {}},
     }
 
 
@@ -130,6 +134,8 @@ def _bootstrap(*, model: str, backbone: str, job: Job | None, progress: Progress
         except Exception as exc:
             version_mark_failed(version=version, reason=f"building the {model} artifact failed: {exc}")
             raise
+        if plan["metrics"] is not None:
+            version_metrics_set(version=version, metrics=plan["metrics"])
         version_mark_ready(version=version, decision=plan["decision"])
         message = f"built {version.name}"
     if not ModelVersion.objects.active().exists() and version.status == ModelVersionStatus.READY:

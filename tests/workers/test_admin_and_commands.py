@@ -135,6 +135,7 @@ def test_the_default_bootstrap_builds_the_shipped_model_and_a_broken_one_fails_v
     shipped = ModelVersion.objects.active().get()
     assert not shipped.is_pretrained_only and shipped.name.startswith("shipped-fake-trained-")
     assert "shipped in the repository" in shipped.decision
+    assert shipped.metrics == {"shipped": {"s2i_map21_seed": 82.9}}  # where it was measured, for staff
     post.refresh_from_db()
     assert post.embedding_status == "ready"
     call_command("model_bootstrap", backbone="fake")  # idempotent

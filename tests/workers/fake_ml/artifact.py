@@ -65,7 +65,8 @@ def shipped_manifest(source=None) -> dict:
     if os.environ.get("FAKE_ML_SHIPPED_MISSING"):
         raise ArtifactError("shipped model ml/shipped_models/fake: no readable manifest.json")
     config = ModelConfig(mode="color")
-    return {"name": SHIPPED_NAME, "model": config.to_dict(), "recipe": {"training_counts": {"posts": 600}}}
+    recipe = {"training_counts": {"posts": 600}}
+    return {"name": SHIPPED_NAME, "model": config.to_dict(), "recipe": recipe, "metrics": {"s2i_map21_seed": 82.9}}
 
 
 def create_shipped(out_dir, *, cache_dir=None, source=None) -> Path:
