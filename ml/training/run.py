@@ -60,12 +60,29 @@ def _prepare(records, out_dir, *, progress, seed, options, cache_dir) -> _Run:
     return _Run(records, item_categories, options, report, out_dir, Path(cache_dir), seed, rng, started)
 
 
+# The windows a snapshot view is described by in training when the model serves garments: training
+# pairs each whole snapshot view with its post's items, and the parse of augmented views is not cached.
+TRAINING_WINDOWS = ModelConfig().regions
+
+
 def _masks(embedder) -> np.ndarray:
+    from ml.config import GARMENTS
     from ml.model import feature_map_shape
     from ml.regions import region_masks
 
     config = embedder.config
-    return region_masks(config.regions, *feature_map_shape(embedder.backbone, config.snapshot_size))
+    scheme = TRAINING_WINDOWS if config.regions == GARMENTS else config.regions
+    return region_masks(scheme, *feature_map_shape(embedder.backbone, config.snapshot_size))
+
+
+def _check_parser_survives(embedder, stage2: bool) -> None:
+    """A parser reading the final map is tied to the last stage's weights, which stage 2 changes."""
+    parser_config = getattr(embedder, "parser_config", None)
+    if stage2 and getattr(embedder, "parser", None) is not None and parser_config.final_map:
+        raise ValueError(
+            "stage 2 changes the final map this artifact's parser reads: train without stage 2, or retrain the "
+            "parser afterwards (python -m ml parse-train)"
+        )
 
 
 def _caches(embedder, run: _Run, val_records, *, stages, extra_stages, share: float, message: str):
@@ -136,6 +153,7 @@ def train(
     embedder = embedder or Embedder.build(config, cache_dir=backbone_cache_dir)
     masks = _masks(embedder)
     s2, with_stage2 = options.finetune_stages, options.stage2_epochs > 0
+    _check_parser_survives(embedder, with_stage2)
     caches, val_caches = _caches(
         embedder,
         run,
@@ -188,6 +206,7 @@ def finetune(
         embedder = artifact.load(source)
     else:
         embedder = source
+    _check_parser_survives(embedder, True)
     masks = _masks(embedder)
     s2 = options.finetune_stages
     caches, val_caches = _caches(

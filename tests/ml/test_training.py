@@ -243,3 +243,35 @@ def test_category_loss_trains_and_changes_the_descriptors(tmp_path, records, wei
     b = artifact.load(tmp_path / "grouped").embed_items([records[0][0]])
     assert not np.allclose(a, b, atol=1e-4)
     assert artifact.verify(tmp_path / "grouped").category_weight == 1.0
+
+
+def test_a_garment_artifact_trains_on_from_its_weights_and_keeps_its_parser(tmp_path, records, stage1_artifact):
+    """Retraining from a served garment model (the shipped one): stage 1 leaves the backbone, so the
+    parser stays valid and the artifact still serves garments; a final-map parser refuses stage 2."""
+    import dataclasses
+
+    from ml.model import Embedder
+    from ml.parser import ParserConfig, build_parser_head
+
+    source, _ = stage1_artifact
+    base = artifact.load(source)
+    parser_config = ParserConfig(width=16)
+    parser = build_parser_head(parser_config, base.config.backbone)
+    garments = dataclasses.replace(base.config, regions="garments")
+    start = Embedder(garments, base.backbone, base.head_model, parser, parser_config)
+    head_before = [w.copy() for w in start.head_model.get_weights()]
+    options = _stage2_options(epochs=2, learning_rate=3e-3)
+    train(records, garments, tmp_path / "model", options=options, cache_dir=tmp_path / "cache", embedder=start)
+
+    trained = artifact.load(tmp_path / "model")
+    assert trained.config.regions == "garments" and trained.parser is not None
+    np.testing.assert_array_equal(trained.parser.get_weights()[0], parser.get_weights()[0])
+    assert any(not np.array_equal(a, b) for a, b in zip(trained.head_model.get_weights(), head_before, strict=True))
+    assert trained.embed_looks([records[-1][0]]).vectors.shape[1] == trained.config.max_regions
+
+    final_map = ParserConfig(width=16, final_map=True)
+    tied = Embedder(
+        garments, base.backbone, base.head_model, build_parser_head(final_map, "efficientnet_lite0"), final_map
+    )
+    with pytest.raises(ValueError, match="stage 2 changes the final map"):
+        finetune(records, tied, tmp_path / "ft", options=_stage2_options(stage2_epochs=1), cache_dir=tmp_path / "c2")
