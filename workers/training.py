@@ -31,7 +31,7 @@ from recommender.versions import (
     version_mark_ready,
     version_metrics_set,
 )
-from workers.ml_runtime import artifact_path_for_storage, embedder_for, ml_module
+from workers.ml_runtime import artifact_dir, artifact_path_for_storage, embedder_for, ml_module
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,20 @@ def model_config(**overrides):
     return config_module.ModelConfig(**values)
 
 
+def training_start(config_overrides=None):
+    """Where a new version's training starts: ``(config, embedder or None, description)``.
+
+    With ``ML_TRAIN_FROM=active`` (the default) and a trained active version (the shipped model included),
+    from a fresh copy of its weights (training changes them in place), so its config, and its garment
+    parser, carry over; otherwise, or with explicit config overrides, from the ImageNet backbone.
+    """
+    active = ModelVersion.objects.active().first()
+    if settings.ML_TRAIN_FROM == "active" and not config_overrides and active and not active.is_pretrained_only:
+        embedder = ml_module("artifact").load(artifact_dir(active))
+        return embedder.config, embedder, f"version {active.name}"
+    return model_config(**(config_overrides or {})), None, "imagenet"
+
+
 def train_new_version(
     *,
     progress: Callable[[float, str], None] | None = None,
@@ -162,7 +176,7 @@ def train_new_version(
         raise ValueError(
             f"need at least 2 published posts with items to train on, found {len(train)} (plus {len(heldout)} held out)"
         )
-    config = model_config(**(config_overrides or {}))
+    config, start, started_from = training_start(config_overrides)
     counts = {
         "posts": len(posts),
         "train_posts": len(train),
@@ -171,6 +185,7 @@ def train_new_version(
         "heldout_images": sum(1 + len(p.item_paths) for p in heldout),
         "heldout_share": settings.ML_HELDOUT_SHARE,
         "last_post_id": max(p.post_id for p in posts),
+        "started_from": started_from,
     }
     name = f"trained-{timezone.now():%Y%m%d-%H%M%S}"
     version = version_create(name=name, backbone=config.backbone, config=config.to_dict(), training_counts=counts)
@@ -194,6 +209,7 @@ def train_new_version(
             seed=0,
             cache_dir=feature_cache,
             backbone_cache_dir=settings.ML_CACHE_DIR,
+            **({"embedder": start} if start is not None else {}),
             **extra,
         )
     except Exception as exc:

@@ -27,6 +27,11 @@ ML_HELDOUT_SHARE = env.get_float("ML_HELDOUT_SHARE", 0.2)
 # Promote a trained version only if it beats the active one on this held-out metric by more than the gain.
 ML_PROMOTION_METRIC = env.get("ML_PROMOTION_METRIC", "s2i_map21_seed")
 ML_PROMOTION_MIN_GAIN = env.get_float("ML_PROMOTION_MIN_GAIN", 0.0)
+# Where a retrain starts: "active", the active version's weights when it is a trained one (the shipped
+# model is), or "imagenet", from the ImageNet backbone with a new head.
+ML_TRAIN_FROM = env.get("ML_TRAIN_FROM", "active")
+if ML_TRAIN_FROM not in ("active", "imagenet"):
+    raise ImproperlyConfigured(f"ML_TRAIN_FROM={ML_TRAIN_FROM!r}: use 'active' or 'imagenet'")
 # Training epochs (0: the ml trainer's default) and item input size (0: the backbone's default).
 ML_TRAIN_EPOCHS = env.get_int("ML_TRAIN_EPOCHS", 0)
 ML_TRAIN_IMAGE_SIZE = env.get_int("ML_TRAIN_IMAGE_SIZE", 0)

@@ -126,3 +126,36 @@ def test_a_failed_training_run_is_a_failed_job_with_the_reason(make_version):
     assert result.failed()
     assert job.status == "failed" and "at least 2 published posts" in job.error
     assert job.finished_at is not None and job.attempts == 1
+
+
+def test_a_retrain_starts_from_the_active_trained_version_else_from_imagenet(
+    settings, make_version, make_colour_post, monkeypatch
+):
+    from tests.workers.fake_ml import artifact
+    from workers.ml_runtime import artifact_dir
+    from workers.training import train_new_version
+
+    _catalog(make_colour_post, monkeypatch, n=6)
+    pretrained = make_version(mode="hash", activate=True, pretrained=True)
+    version, _ = train_new_version()
+    assert version.training_counts["started_from"] == "imagenet"
+    assert artifact._manifest(artifact_dir(version))["info"]["warm_start"] is False
+    version.delete()  # names are per second: the next run may take the same one
+
+    trained = make_version(mode="color")
+    from recommender.versions import version_activate
+
+    version_activate(version=trained, require_complete=False)
+    version, _ = train_new_version()
+    assert version.training_counts["started_from"] == f"version {trained.name}"
+    assert artifact._manifest(artifact_dir(version))["info"]["warm_start"] is True
+    version.delete()
+
+    settings.ML_TRAIN_FROM = "imagenet"
+    version, _ = train_new_version()
+    assert version.training_counts["started_from"] == "imagenet"
+    version.delete()
+    settings.ML_TRAIN_FROM = "active"
+    version, _ = train_new_version(config_overrides={"dim": 8})  # explicit overrides: a fresh model
+    assert version.training_counts["started_from"] == "imagenet"
+    assert pretrained.pk != trained.pk

@@ -13,7 +13,9 @@ class TrainOptions:
     epochs: int = 1
 
 
-def train(records, config: ModelConfig, out_dir, *, val_records=None, progress=None, seed=0, options=None, **_):
+def train(
+    records, config: ModelConfig, out_dir, *, val_records=None, progress=None, seed=0, options=None, embedder=None, **_
+):
     if not records:
         raise ValueError("no training records")
     classes = {class_id for _, class_id, _ in records}
@@ -25,6 +27,8 @@ def train(records, config: ModelConfig, out_dir, *, val_records=None, progress=N
         time.sleep(seconds / 3)
         if progress:
             progress((step + 1) / 3, f"epoch {step + 1}/3")
+    if embedder is not None and embedder.config != config:
+        raise ValueError("embedder.config differs from config")
     config.mode = os.environ.get("FAKE_ML_TRAIN_MODE", "color")
-    artifact.save(config, out_dir, info={"kind": "trained"})
+    artifact.save(config, out_dir, info={"kind": "trained", "warm_start": embedder is not None})
     return {"classes": len(classes), "records": len(records), "val_records": len(val_records or [])}
