@@ -1,16 +1,22 @@
-"""Admin for model versions: metrics, status, re-index progress; actions queue the workers' jobs."""
+"""Admin for model versions: metrics, status, re-index progress; a "Retrain now" button and actions queue
+the workers' jobs."""
 
 from __future__ import annotations
 
 import json
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from recommender.models import ModelVersion
 from recommender.versions import version_rollback_target
-from workers.models import JobKind
+from workers.admin import job_progress_display, job_time_display
+from workers.models import Job, JobKind
 from workers.services import job_enqueue
+from workers.training_jobs import TrainingAlreadyQueued, training_enqueue
 
 
 @admin.register(ModelVersion)
@@ -56,8 +62,48 @@ class ModelVersionAdmin(admin.ModelAdmin):
     ]
     exclude = ["config", "metrics", "training_counts", "index_progress"]
 
+    class Media:
+        css = {"all": ["css/admin.css"]}  # the Retrain now button (no inline style: the CSP)
+
     def has_add_permission(self, request) -> bool:
         return False  # versions come from training or the bootstrap
+
+    def get_urls(self):
+        retrain = self.admin_site.admin_view(self.retrain_view)  # staff only, CSRF-checked
+        return [path("retrain/", retrain, name="recommender_modelversion_retrain"), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        training = Job.objects.unfinished().filter(kind=JobKind.TRAIN).select_related("model_version").first()
+        extra_context = {
+            **(extra_context or {}),
+            "can_retrain": self.has_change_permission(request),
+            "training_job": training,
+            "training_job_url": training and reverse("admin:workers_job_change", args=[training.pk]),
+            "training_job_progress": training and job_progress_display(training),
+        }
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def retrain_view(self, request):
+        """The changelist's "Retrain now" button (POST): queue a training run unless one is unfinished."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        self._retrain(request)
+        return HttpResponseRedirect(reverse("admin:recommender_modelversion_changelist"))
+
+    def _retrain(self, request) -> None:
+        try:
+            job = training_enqueue()
+        except TrainingAlreadyQueued as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(
+            request,
+            f"Training queued as job #{job.pk}; the new version appears here when it starts, "
+            "with its progress and an estimate of the time left.",
+            messages.SUCCESS,
+        )
 
     @admin.display(description="s2i mAP@21 (held out)")
     def promotion_metric(self, obj: ModelVersion) -> str:
@@ -77,7 +123,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if job is None:
             return "-"
         percent = job.progress_percent
-        return f"{job.get_kind_display()} ({job.status}{'' if percent is None else f', {percent}%'})"
+        label = f"{job.get_kind_display()} ({job.status}{'' if percent is None else f', {percent}%'})"
+        url = reverse("admin:workers_job_change", args=[job.pk])
+        times = job_time_display(job)
+        return format_html('<a href="{}">{}</a>{}', url, label, f": {times}" if times else "")
 
     def _pretty(self, value) -> str:
         return format_html("<pre>{}</pre>", json.dumps(value or {}, indent=2, sort_keys=True))
@@ -96,8 +145,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retrain now (new version from all published posts)")
     def retrain_now(self, request, queryset) -> None:
-        job = job_enqueue(kind=JobKind.TRAIN)
-        self.message_user(request, f"Training queued as job #{job.pk}; the new version appears here when it starts.")
+        self._retrain(request)
 
     @admin.action(description="Evaluate on the held-out posts (no switch)")
     def evaluate(self, request, queryset) -> None:

@@ -42,23 +42,26 @@ def duration_text(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+def time_text(
+    *, done: int, total: int, started_at: datetime | None, now: datetime, finished_at: datetime | None = None
+) -> str:
+    """``"9 min elapsed, about 13 min left"``, ``"took 2 min"`` once finished, ``""`` before the start."""
+    estimate = progress_estimate(done=done, total=total, started_at=started_at, now=now, finished_at=finished_at)
+    if estimate.elapsed_s is None:
+        return ""
+    elapsed = duration_text(estimate.elapsed_s)
+    if finished_at is not None:
+        return f"took {elapsed}"
+    if estimate.remaining_s is None:
+        return f"{elapsed} elapsed"
+    return f"{elapsed} elapsed, about {duration_text(estimate.remaining_s)} left"
+
+
 def progress_text(
-    *,
-    done: int,
-    total: int,
-    started_at: datetime | None,
-    now: datetime,
-    finished_at: datetime | None = None,
+    *, done: int, total: int, started_at: datetime | None, now: datetime, finished_at: datetime | None = None
 ) -> str:
     """``"412/1000 (41%), 9 min elapsed, about 13 min left"``; ``"-"`` for a job that has neither progress
     nor a start; a finished job shows how long it took."""
-    parts = []
-    if total > 0:
-        parts.append(f"{done}/{total} ({min(100, round(100 * done / total))}%)")
-    estimate = progress_estimate(done=done, total=total, started_at=started_at, now=now, finished_at=finished_at)
-    if estimate.elapsed_s is not None:
-        elapsed = duration_text(estimate.elapsed_s)
-        parts.append(f"took {elapsed}" if finished_at else f"{elapsed} elapsed")
-    if estimate.remaining_s is not None:
-        parts.append(f"about {duration_text(estimate.remaining_s)} left")
-    return ", ".join(parts) or "-"
+    parts = [f"{done}/{total} ({min(100, round(100 * done / total))}%)"] if total > 0 else []
+    times = time_text(done=done, total=total, started_at=started_at, now=now, finished_at=finished_at)
+    return ", ".join([*parts, *([times] if times else [])]) or "-"

@@ -198,13 +198,16 @@ def evaluate_version(self, version_id: int, job_id: int | None = None, promote: 
 
 @shared_task(name=registry.EMBEDDING_SWEEP.name, **RETRY)
 def embedding_sweep() -> dict:
-    """Every minute: build the first model if there is none, resume a dead re-index, enqueue pending images."""
+    """Every minute: build the first model if there is none, resume a dead re-index, mark a training run whose
+    worker stopped as interrupted, enqueue pending images."""
     from workers.embedding import sweep
+    from workers.training_jobs import interrupted_training_mark
     from workers.versioning import bootstrap_if_needed, resume_stale_reindex
 
     return {
         "bootstrap": bootstrap_if_needed(),
         "resumed": resume_stale_reindex(),
+        "interrupted": interrupted_training_mark(),
         "enqueued": sweep(),
     }
 
@@ -226,16 +229,16 @@ def style_graphs_ensure() -> dict:
 @shared_task(name=registry.RETRAIN_CHECK.name, **RETRY)
 def retrain_check() -> dict:
     """Nightly: train a new version when at least ML_RETRAIN_MIN_NEW_POSTS posts arrived since the last training."""
-    from workers.models import Job, JobKind
-    from workers.services import job_enqueue
     from workers.training import new_posts_since_last_training
+    from workers.training_jobs import TrainingAlreadyQueued, training_enqueue
 
     new_posts = new_posts_since_last_training()
     if new_posts < settings.ML_RETRAIN_MIN_NEW_POSTS:
         return {"new_posts": new_posts, "started": False}
-    if Job.objects.unfinished().filter(kind=JobKind.TRAIN).exists():
+    try:
+        job = training_enqueue()
+    except TrainingAlreadyQueued:
         return {"new_posts": new_posts, "started": False, "reason": "a training job is already queued or running"}
-    job = job_enqueue(kind=JobKind.TRAIN)
     return {"new_posts": new_posts, "started": True, "job_id": job.pk}
 
 
@@ -254,3 +257,19 @@ def _bootstrap_on_worker_start(sender=None, **kwargs) -> None:
         from django.db import connection
 
         connection.close()  # the main process keeps no connection a later pool child could inherit
+
+
+@worker_ready.connect
+def _interrupted_training_on_worker_start(sender=None, **kwargs) -> None:
+    """A worker starting (again, after it was killed or `make run` was stopped) marks a training run whose
+    worker stopped as interrupted, so staff see it and can start it again; the sweep does so too."""
+    try:
+        from workers.training_jobs import interrupted_training_mark
+
+        interrupted_training_mark()
+    except Exception:  # noqa: BLE001 - never keep a worker from starting; the sweep tries again
+        logger.exception("could not check for interrupted training at worker start")
+    finally:
+        from django.db import connection
+
+        connection.close()

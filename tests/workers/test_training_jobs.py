@@ -152,3 +152,14 @@ def test_a_training_run_that_fails_fails_its_version_with_the_reason(make_versio
         train_evaluate_promote()
     version = ModelVersion.objects.get(name__startswith="trained-")
     assert (version.status, version.error) == ("failed", "training failed: out of memory")
+
+
+def test_the_sweep_marks_an_interrupted_training_run(settings, make_version, sent_tasks):
+    from workers.tasks import embedding_sweep
+
+    settings.WORKERS_TRAIN_STALE_S = 60
+    make_version(activate=True)
+    lost = _running_train(heartbeat_age_s=90)
+    assert embedding_sweep.run()["interrupted"] == [lost.pk]
+    assert Job.objects.get(pk=lost.pk).error == INTERRUPTED
+    assert not [name for name, _ in sent_tasks if name == "workers.train_version"]  # never restarted
