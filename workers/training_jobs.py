@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from recommender.models import ModelVersionStatus
+from recommender.models import ModelVersion, ModelVersionStatus
 from recommender.versions import version_mark_failed
 from workers.models import Job, JobKind, JobStatus
 from workers.services import job_enqueue
@@ -104,4 +104,20 @@ def interrupted_training_mark() -> list[int]:
             version_mark_failed(version=version, reason=INTERRUPTED)
         logger.warning("training job %s was interrupted (no heartbeat since %s)", job.pk, job.heartbeat_at)
         marked.append(job.pk)
+    _orphaned_versions_fail()
     return marked
+
+
+def _orphaned_versions_fail() -> None:
+    """A version still training or evaluating whose training job ended without finishing it (the job
+    recorded an exit that no ``except Exception`` saw, such as a SystemExit in the pool child)."""
+    unfinished = Job.objects.unfinished().values("model_version_id")
+    orphans = (
+        ModelVersion.objects.filter(
+            status__in=[ModelVersionStatus.TRAINING, ModelVersionStatus.EVALUATING], jobs__kind=JobKind.TRAIN
+        )
+        .exclude(pk__in=unfinished.filter(model_version_id__isnull=False))
+        .distinct()
+    )
+    for version in orphans:
+        version_mark_failed(version=version, reason=INTERRUPTED)

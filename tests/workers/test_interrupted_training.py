@@ -1,4 +1,4 @@
-"""A training worker killed mid-run (as `make run`'s Ctrl-C or the OOM killer would): its job and version
+"""A training worker stopped mid-run (`make run`'s Ctrl-C, or killed): its job and version
 are marked interrupted when a worker starts again, nothing restarts on its own, and a new run can start.
 Real worker processes on the real broker and database, the fake ml package's (slow) trainer."""
 
@@ -20,8 +20,9 @@ STALE_S = 3.0
 TRAINING_ENV = {**WORKER_ENV, "WORKERS_TRAIN_HEARTBEAT_S": "0.5", "WORKERS_TRAIN_STALE_S": str(STALE_S)}
 
 
-def test_a_killed_training_run_is_marked_interrupted_at_the_next_worker_start_and_can_start_again(
-    settings, worker_factory, broker_clean, make_version, make_colour_post
+@pytest.mark.parametrize("stop", ["kill", "stop"], ids=["SIGKILL", "SIGTERM to the group, as make run's Ctrl-C"])
+def test_a_stopped_training_run_is_marked_interrupted_at_the_next_worker_start_and_can_start_again(
+    settings, worker_factory, broker_clean, make_version, make_colour_post, stop
 ):
     settings.WORKERS_TRAIN_STALE_S = STALE_S
     make_version(activate=True)
@@ -45,7 +46,7 @@ def test_a_killed_training_run_is_marked_interrupted_at_the_next_worker_start_an
     assert Job.objects.get(pk=job.pk).heartbeat_at > first_beat
     assert interrupted_training_mark() == []  # alive: no progress for a while, but a heartbeat
 
-    worker.kill()
+    getattr(worker, stop)()  # the pool child dies with it (a warm shutdown would wait for the task)
     wait_for(
         lambda: (timezone.now() - Job.objects.get(pk=job.pk).heartbeat_at).total_seconds() > STALE_S + 0.5,
         timeout=30,

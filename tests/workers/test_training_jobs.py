@@ -67,6 +67,20 @@ def test_an_interrupted_run_that_had_trained_is_failed_while_evaluating_but_an_a
     assert ModelVersion.objects.get(pk=active.pk).status == "active"
 
 
+def test_a_version_left_training_by_a_job_that_ended_is_failed_as_interrupted(settings):
+    settings.WORKERS_TRAIN_STALE_S = 60
+    orphan = version_create(name="trained-orphan", backbone="fake")
+    Job.objects.create(kind="train", status="failed", model_version=orphan, error="SystemExit")
+    going = version_create(name="trained-going", backbone="fake")
+    _running_train(heartbeat_age_s=1, version=going)
+    bootstrap = version_create(name="shipped-being-built", backbone="fake")  # no training job: not ours
+    assert interrupted_training_mark() == []
+    assert ModelVersion.objects.get(pk=orphan.pk).error == INTERRUPTED
+    assert ModelVersion.objects.get(pk=orphan.pk).status == "failed"
+    assert ModelVersion.objects.get(pk=going.pk).status == "training"
+    assert ModelVersion.objects.get(pk=bootstrap.pk).status == "training"
+
+
 def test_a_running_training_job_that_never_beat_counts_from_its_start(settings):
     settings.WORKERS_TRAIN_STALE_S = 60
     started = timezone.now() - timedelta(minutes=5)
