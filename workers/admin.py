@@ -50,7 +50,16 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["message", "error", "celery_task_id"]
     actions = ["retry"]
     list_select_related = ["model_version"]
-    readonly_fields = ["version_link", "progress", *(f.name for f in Job._meta.fields if f.name != "model_version")]
+    # Nothing is edited here; the version shows as a link (in place of its select box).
+    exclude = ["model_version"]
+    readonly_fields = [
+        "id",
+        "kind",
+        "status",
+        "version_link",
+        "progress",
+        *(f.name for f in Job._meta.fields if f.name not in ("id", "kind", "status", "model_version")),
+    ]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -121,6 +121,7 @@ def test_a_running_training_shows_elapsed_and_time_left_and_links_job_and_versio
     assert f'<a href="{version_url}">trained-now (Training)</a>' in jobs
     job_page = client.get(job_url).content.decode()
     assert "about 30 min left" in job_page and f'href="{version_url}"' in job_page
+    assert 'name="model_version"' not in job_page  # shown as a link, not a select box to change it
 
     versions = client.get(reverse(CHANGELIST)).content.decode()
     assert f'<a href="{job_url}">Train a model version (running, 25%)</a>: 10 min elapsed, about 30 min left' in (
