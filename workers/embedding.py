@@ -64,17 +64,20 @@ def embed_images(
     versions: Sequence[ModelVersion] | None = None,
     batch_size: int | None = None,
     on_batch: Callable[[int], None] | None = None,
+    skip_embedded: bool = False,
 ) -> dict:
     """Embed these images for ``versions`` (default: the active version and any being re-indexed).
 
-    A bad image is marked failed with its reason; the others go on. Returns counts. Raises
+    A bad image is marked failed with its reason; the others go on. With ``skip_embedded`` an image
+    already ready with every version's vectors is skipped (a second message for it costs a query, not
+    a model call; the embedding tasks pass it). Returns counts. Raises
     :class:`ArtifactUnavailable` only when the active version's artifact is unusable (a
     re-indexed version with a bad artifact is marked failed and dropped from this run).
     """
     owner = target(kind).owner  # ValueError for an unknown kind
     batch_size = batch_size or settings.ML_EMBED_BATCH_SIZE
     versions = list(versions if versions is not None else ModelVersion.objects.embedding_targets().order_by("pk"))
-    counts = {"embedded": 0, "failed": 0, "missing": 0, "versions": [v.pk for v in versions]}
+    counts = {"embedded": 0, "failed": 0, "missing": 0, "skipped": 0, "versions": [v.pk for v in versions]}
     if not versions:
         logger.info("no model version to embed %d %ss for yet; they stay pending", len(ids), kind)
         return counts
@@ -89,8 +92,13 @@ def embed_images(
     counts["versions"] = [v.pk for v in versions]
     serving = any(v.status == ModelVersionStatus.ACTIVE for v in versions)
 
-    rows = list(owner.objects.filter(pk__in=list(ids)).order_by("pk").only("pk", "image"))
-    counts["missing"] = len(set(ids)) - len(rows)
+    rows = owner.objects.filter(pk__in=list(ids))
+    counts["missing"] = len(set(ids)) - rows.count()
+    if skip_embedded:
+        done = embedded_ids(kind=kind, ids=ids, versions=versions)
+        rows = rows.exclude(pk__in=done)
+        counts["skipped"] = len(done)
+    rows = list(rows.order_by("pk").only("pk", "image"))
     for chunk in _chunks(rows, batch_size):
         loaded: dict[int, object] = {}
         for row in chunk:
@@ -117,6 +125,16 @@ def embed_images(
         if on_batch:
             on_batch(len(chunk))
     return counts
+
+
+def embedded_ids(*, kind: str, ids: Sequence[int], versions: Sequence[ModelVersion]) -> list[int]:
+    """Of these images, those ready with vectors of every one of ``versions``: nothing left to do for them."""
+    entry = target(kind)
+    done = entry.owner.objects.filter(pk__in=list(ids), embedding_status=EmbeddingStatus.READY)
+    for version in versions:
+        vectors = entry.embedding.objects.filter(**{entry.kind: OuterRef("pk")}, model_version=version)
+        done = done.filter(Exists(vectors))
+    return list(done.values_list("pk", flat=True))
 
 
 # --- re-index ---------------------------------------------------------------------------------

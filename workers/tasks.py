@@ -46,7 +46,8 @@ def _embed(kind: str, ids: list[int]) -> dict:
     ids = [int(i) for i in ids]
     # Marked again on start: the sweep leaves a running batch alone as it does a queued one.
     images_mark_queued(kind=kind, ids=ids)
-    counts = embed_images(kind=kind, ids=ids)
+    # A second message for an embedded image (the sweep took the first as lost) costs no model call.
+    counts = embed_images(kind=kind, ids=ids, skip_embedded=True)
     logger.info("embedded %s %ss (of %d): %s", counts["embedded"], kind, len(ids), counts)
     return counts
 

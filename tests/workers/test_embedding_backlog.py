@@ -199,3 +199,22 @@ def test_a_post_saved_in_the_admin_is_embedded_ahead_of_an_import_backlog(
         f"the post waited behind {len(backlog) - waiting} of {len(backlog)} bulk batches"
     )
     assert seconds < 60
+
+
+def test_a_second_message_for_an_embedded_image_costs_no_model_call(make_version, make_colour_post):
+    from recommender.models import IndexState
+    from recommender.versions import version_index_state_set
+    from tests.workers.conftest import vectors_of
+    from workers.tasks import embed_snapshots
+
+    active = make_version(activate=True)
+    post = make_colour_post(0, n_items=0)
+    assert embed_snapshots([post.pk])["embedded"] == 1
+    again = embed_snapshots([post.pk])  # the sweep took the first message as lost and sent another
+    assert (again["embedded"], again["skipped"]) == (0, 1)
+
+    reindexed = make_version(mode="color")
+    version_index_state_set(version=reindexed, state=IndexState.INDEXING)
+    for_both = embed_snapshots([post.pk])  # it lacks the re-indexed version's vectors: not skipped
+    assert (for_both["embedded"], for_both["skipped"]) == (1, 0)
+    assert list(vectors_of(reindexed, "snapshot")) == list(vectors_of(active, "snapshot")) == [post.pk]
