@@ -90,8 +90,11 @@ def vector_index_ensure(*, model_version: ModelVersion, concurrently: bool | Non
     with connection.cursor() as cursor:
         if connection.in_atomic_block:
             # Rows inserted earlier in this transaction leave deferred FK checks pending, and
-            # CREATE INDEX refuses to run on a table with pending trigger events: check them now.
+            # CREATE INDEX refuses to run on a table with pending trigger events: check them now,
+            # then defer again. Left immediate, the rest of the transaction would fail any cascade
+            # over a nullable key, which Django orders on the assumption that checks are deferred.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         for target, name in zip(TARGETS.values(), names, strict=True):
             _build(cursor, target, name, model_version, concurrently=concurrently)
             for style_id in _styles_worth_an_index(cursor, target, model_version):
