@@ -8,7 +8,7 @@ config.run, the tests and bench/ start run `python -m celery` once their parent 
 import os
 import sys
 
-from celery import Celery
+from celery import Celery, signals
 
 from config import devservices
 
@@ -25,3 +25,25 @@ def _start_embedded_services(sender: Celery, **kwargs) -> None:
     (the database settings point at the running server's socket)."""
     if os.path.basename(sys.argv[0]) == "celery":
         devservices.start_for_command()
+
+
+@signals.celeryd_init.connect
+def _worker_redis_waits(conf, **kwargs) -> None:
+    """A worker waits longer on Redis than a process that only sends tasks (config.settings.celery):
+    set before it opens its broker connection or its result store."""
+    from django.conf import settings
+
+    conf.update(
+        broker_connection_timeout=settings.WORKERS_REDIS_CONNECT_TIMEOUT_S,
+        broker_transport_options={
+            **conf.broker_transport_options,
+            "socket_connect_timeout": settings.WORKERS_REDIS_CONNECT_TIMEOUT_S,
+            "socket_timeout": settings.WORKERS_REDIS_SOCKET_TIMEOUT_S,
+        },
+        redis_socket_connect_timeout=settings.WORKERS_REDIS_CONNECT_TIMEOUT_S,
+        redis_socket_timeout=settings.WORKERS_REDIS_SOCKET_TIMEOUT_S,
+        result_backend_transport_options={
+            **conf.result_backend_transport_options,
+            "retry_policy": settings.WORKERS_RESULT_RETRY_POLICY,
+        },
+    )

@@ -57,19 +57,25 @@ CELERY_TASK_DEFAULT_QUEUE = registry.DEFAULT
 CELERY_TASK_ROUTES = registry.task_routes()  # one registry of task name, queue and job kind
 
 # --- Redis unavailable: bounded waits -------------------------------------------
-# A web request that publishes a task or waits on its result hears of a dead Redis within about a
-# second instead of after the library defaults (20 result-store reconnects a second apart: 19 s, and
-# no timeout on a server that accepts but never answers). Workers are not slowed by these: their event
-# loop applies no socket timeout to BRPOP, and they reconnect to the broker on their own schedule.
-# The measurements are in docs/reliability.md.
-CELERY_BROKER_CONNECTION_TIMEOUT = env.get_float("CELERY_REDIS_CONNECT_TIMEOUT_S", 1.0)
+# Processes that send tasks (the web process, beat, manage.py) hear of a dead Redis within about a
+# second instead of after the library defaults (20 result-store reconnects a second apart: 19 s, and no
+# timeout on a server that accepts but never answers). A shopper's upload subscribes to its result
+# before it publishes: against a server that never answers, that read gives up after the socket
+# timeout and the result store's one reconnect after another, so the upload is a 503 after two socket
+# timeouts. Nothing is cached after a failure: the next call connects afresh, no restart once Redis is
+# back. The measurements are in docs/reliability.md.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.get_float("CELERY_REDIS_CONNECT_TIMEOUT_S", 0.5)
 CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = CELERY_BROKER_CONNECTION_TIMEOUT
-CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] = env.get_float("CELERY_REDIS_SOCKET_TIMEOUT_S", 2.0)
+CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] = env.get_float("CELERY_REDIS_SOCKET_TIMEOUT_S", 0.5)
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = CELERY_BROKER_CONNECTION_TIMEOUT
 CELERY_REDIS_SOCKET_TIMEOUT = CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"]
-# One quick reconnect of the result store (or a publish) before the caller is told; a later call
-# connects afresh, so nothing needs a restart once Redis is back.
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
-    "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
-}
+# The result store's reconnect is not retried; a publish retries once (a pooled connection that Redis
+# closed when it restarted fails once, then a new one is made).
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 0}}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# A worker waits longer (workers.celery applies these when it starts): a slow reply from a loaded server
+# would otherwise fail an acknowledgement, the unacknowledged-message scan or a stored result. Its event
+# loop applies no socket timeout to BRPOP either way (kombu's redis transport).
+WORKERS_REDIS_CONNECT_TIMEOUT_S = env.get_float("WORKERS_REDIS_CONNECT_TIMEOUT_S", 1.0)
+WORKERS_REDIS_SOCKET_TIMEOUT_S = env.get_float("WORKERS_REDIS_SOCKET_TIMEOUT_S", 2.0)
+WORKERS_RESULT_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
