@@ -9,11 +9,14 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 
 
-def _api_root() -> str | None:
+def is_api_request(request: HttpRequest) -> bool:
+    """Whether ``request`` is for the API, whose errors are JSON: its path under the API's root as the
+    URLconf names it (reversed with the script prefix, so compared with ``request.path``)."""
     try:
-        return reverse("recommender:api:api-root")
+        api_root = reverse("recommender:api:api-root")
     except NoReverseMatch:
-        return None
+        return False
+    return request.path.startswith(api_root)
 
 
 class RejectNulBytesMiddleware:
@@ -36,8 +39,7 @@ class RejectNulBytesMiddleware:
         if where is None:
             return self.get_response(request)
         message = f"The request's {where} contains a NUL byte."
-        api_root = _api_root()
-        if api_root and request.path_info.startswith(api_root):
+        if is_api_request(request):
             return JsonResponse({"message": message, "detail": {"where": where}}, status=400)
         return HttpResponseBadRequest(render_to_string("400.html", {"message": message}, request=request))
 
@@ -50,11 +52,10 @@ class RejectNulBytesMiddleware:
                 return "parameter name"
             if any("\x00" in value for value in values):
                 return f"parameter {name!r}"
-        api_root = _api_root()
         if (
             request.method == "POST"
             and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data")
-            and not (api_root and request.path_info.startswith(api_root))  # the API parses its own bodies
+            and not is_api_request(request)  # the API parses its own bodies
         ):
             try:
                 fields = request.POST.lists()

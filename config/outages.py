@@ -2,7 +2,7 @@
 
 ``DatabaseUnavailableMiddleware`` turns a failed connection (the server stopped, restarting,
 refusing connections, or not answering within ``connect_timeout``: config.settings.database) into
-a small error page, or JSON under /api/ (whose django-ninja handler calls
+a small error page, or JSON for the API (whose django-ninja handler calls
 :func:`database_unavailable_response` too, since ninja answers DEBUG errors itself). Any other
 database error is left alone: it is a bug, shown as one. Nothing is cached: the next request
 connects again, so the site recovers by itself when the server is back.
@@ -16,6 +16,8 @@ import psycopg
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+
+from config.middleware import is_api_request
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ def database_unreachable(exc: BaseException) -> bool:
 
 def database_unavailable_response(request: HttpRequest) -> HttpResponse:
     """The 503: JSON for the API, a small page (rendered without the database) for everything else."""
-    if request.path.startswith("/api/"):
+    if is_api_request(request):
         response = JsonResponse({"message": MESSAGE, "detail": "database unavailable"}, status=503)
     else:
         response = HttpResponse(render_to_string("503.html", {"message": MESSAGE}), status=503)

@@ -94,6 +94,31 @@ def _timed(call):
     return response, time.monotonic() - started
 
 
+@pytest.fixture
+def mounted_at_shop(settings):
+    """The site mounted under /shop/, as a WSGI server behind a path prefix passes SCRIPT_NAME (the test
+    client sets no script prefix itself, so it is set here as Django's WSGI handler sets it)."""
+    from django.urls import get_script_prefix, set_script_prefix
+
+    saved = get_script_prefix()
+    settings.FORCE_SCRIPT_NAME = "/shop"
+    set_script_prefix("/shop/")
+    yield
+    set_script_prefix(saved)
+
+
+def test_the_api_is_told_by_its_url_root_under_a_path_prefix(client, pages, mounted_at_shop):
+    # The 503 and the NUL guard's 400 find the API by the URLconf's root, the prefix included.
+    with database_at(HOST="127.0.0.1", PORT=str(_closed_port())):
+        for url, api in pages.items():
+            response = client.get(url)
+            assert response.status_code == 503, url
+            assert response["Content-Type"].startswith("application/json" if api else "text/html"), url
+    nul = client.get("/api/items?style=%00")
+    assert nul.status_code == 400 and nul["Content-Type"].startswith("application/json")
+    assert client.get("/items/?style=%00")["Content-Type"].startswith("text/html")
+
+
 @pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
 def test_every_page_is_a_quick_503_while_nothing_listens_on_the_database_port(client, pages, settings, debug):
     settings.DEBUG = debug  # django-ninja answers errors itself in DEBUG: the API must still say 503

@@ -40,6 +40,9 @@ def test_settings_routes_agree_with_the_registry():
     for task in registry.TASKS:
         assert app.amqp.router.route({}, task.name)["queue"].name == task.queue, task.name
     assert {task.queue for task in registry.TASKS} == set(registry.QUEUES)
+    # The queues that the web side names when it sends by name are the routes' too.
+    assert settings.CATALOG_EMBEDDING_QUEUE == registry.EMBED_SNAPSHOTS.queue == registry.EMBED_ITEMS.queue
+    assert settings.RECOMMENDER_QUERY_QUEUE == registry.EMBED_QUERY.queue
 
 
 def test_task_routes_name_every_task_once():
