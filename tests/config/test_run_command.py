@@ -112,9 +112,9 @@ def test_run_starts_everything_stops_cleanly_and_keeps_data(tmp_path):
             assert status == 200, path
         body = json.loads(_get(f"http://127.0.0.1:{port}/healthz")[1])
         assert body["checks"]["workers"]["ok"] is True
-        assert len(body["checks"]["workers"]["workers"]) == 2
+        assert len(body["checks"]["workers"]["workers"]) == 3  # queries, training, the rest
         first.wait_for(lambda: "beat: Starting" in first.output(), 60, "beat ready")
-        assert first.output().count("ready.") >= 2, "both workers log that they are ready"
+        assert first.output().count("ready.") >= 3, "the three workers log that they are ready"
 
         created = subprocess.run(
             [
