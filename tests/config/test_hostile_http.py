@@ -111,6 +111,7 @@ def production_static(tmp_path_factory, monkeypatch):
     return static_root
 
 
+@pytest.mark.timeout(1200)  # as tests/test_hostile_input.py's: about 7,300 requests
 def test_the_production_server_answers_hostile_input_without_a_server_error(
     production_static,
     web_tier,  # noqa: F811 - the imported fixture
