@@ -154,7 +154,8 @@ class RecommendParams(FilterParams):
 
 class PageParams(FilterParams):
     page: int = Field(default=1, ge=1)
-    page_size: int = Field(default=settings.CATALOG_PAGE_SIZE, ge=1, le=100)
+    # None: CATALOG_PAGE_SIZE, read per request (a default taken at import would keep a test's override)
+    page_size: int | None = Field(default=None, ge=1, le=100, description="Default: the site's page size.")
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ def _database_unreachable(request, exc):
 
 
 def _page(qs, params: PageParams):
-    paginator = Paginator(qs, params.page_size)
+    paginator = Paginator(qs, params.page_size or settings.CATALOG_PAGE_SIZE)
     if params.page > max(1, paginator.num_pages):
         raise Http404(f"Page {params.page} does not exist; there are {paginator.num_pages}.")
     return paginator, paginator.page(params.page)
