@@ -19,12 +19,12 @@ it starts from are not the ones it was trained on). :func:`verify` needs no Tens
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
+from ml.artifact import _sha256  # the artifact format's file digest, shared
 from ml.config import ModelConfig
 
 FORMAT = "lookbook-shipped"
@@ -39,14 +39,6 @@ PROBE_COSINE_MIN = 1 - 1e-4
 
 class ShippedModelError(Exception):
     """A missing, corrupt or non-reproducing shipped model."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def probe_images():

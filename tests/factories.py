@@ -65,6 +65,19 @@ def make_clean_image(name: str = "image.jpg", *, seed: int | None = None, size: 
     return validate_image_upload(make_image_bytes(seed=seed, size=size), name=name)
 
 
+def post_items_formset(forms: list[dict], initial: int = 0) -> dict:
+    """The admin's post-items inline as form data: management fields plus each form's fields."""
+    data = {
+        "post_items-TOTAL_FORMS": str(len(forms)),
+        "post_items-INITIAL_FORMS": str(initial),
+        "post_items-MIN_NUM_FORMS": "0",
+        "post_items-MAX_NUM_FORMS": "1000",
+    }
+    for n, form in enumerate(forms):
+        data.update({f"post_items-{n}-{key}": value for key, value in form.items()})
+    return data
+
+
 def make_style(name: str | None = None):
     from catalog.services.taxonomy import style_get_or_create
 

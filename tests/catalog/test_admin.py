@@ -22,18 +22,6 @@ def staff_client(client, django_user_model):
     return client
 
 
-def _inline(forms: list[dict], initial: int = 0) -> dict:
-    data = {
-        "post_items-TOTAL_FORMS": str(len(forms)),
-        "post_items-INITIAL_FORMS": str(initial),
-        "post_items-MIN_NUM_FORMS": "0",
-        "post_items-MAX_NUM_FORMS": "1000",
-    }
-    for n, form in enumerate(forms):
-        data.update({f"post_items-{n}-{key}": value for key, value in form.items()})
-    return data
-
-
 def _post_data(**overrides) -> dict:
     data = {"title": "Street look", "person_name": "Mia", "person_age": "27", "is_published": "on", "source_url": ""}
     data.update(overrides)
@@ -48,7 +36,7 @@ def test_staff_creates_a_post_with_new_and_existing_items_in_one_page(
     category = f.make_category("Coats")
     data = _post_data(image=f.make_upload("look.png", fmt="PNG", size=(300, 450)), styles=[style.pk], brands=[brand.pk])
     data.update(
-        _inline(
+        f.post_items_formset(
             [
                 {"item": existing.pk},
                 {
@@ -92,7 +80,7 @@ def test_a_bad_snapshot_image_keeps_the_form_and_creates_nothing(staff_client, p
 
     content = truncated_jpeg if payload == "truncated" else payload
     data = _post_data(image=SimpleUploadedFile("holiday.jpg", content, content_type="image/jpeg"))
-    data.update(_inline([{"new_image": f.make_upload("shoe.jpg")}]))
+    data.update(f.post_items_formset([{"new_image": f.make_upload("shoe.jpg")}]))
     response = staff_client.post(ADD_URL, data)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors["image"]
@@ -108,7 +96,7 @@ def test_a_bad_inline_item_image_is_named_and_nothing_is_created(staff_client, t
 
     data = _post_data(image=f.make_upload("look.jpg"))
     data.update(
-        _inline(
+        f.post_items_formset(
             [
                 {"new_image": f.make_upload("fine.jpg")},
                 {"new_image": SimpleUploadedFile("broken-boot.jpg", truncated_jpeg, content_type="image/jpeg")},
@@ -127,7 +115,7 @@ def test_a_bad_inline_item_image_is_named_and_nothing_is_created(staff_client, t
 def test_oversized_upload_is_refused_with_the_limit(staff_client, settings):
     settings.CATALOG_MAX_UPLOAD_BYTES = 1000
     data = _post_data(image=f.make_upload("huge.jpg", size=(400, 400)))
-    data.update(_inline([]))
+    data.update(f.post_items_formset([]))
     response = staff_client.post(ADD_URL, data)
     assert response.status_code == 200
     assert "huge.jpg: is" in response.context["adminform"].form.errors["image"][0]
@@ -139,7 +127,9 @@ def test_an_empty_file_is_named_in_the_error(staff_client):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     data = _post_data(image=SimpleUploadedFile("blank-look.jpg", b"", content_type="image/jpeg"))
-    data.update(_inline([{"new_image": SimpleUploadedFile("blank-boot.jpg", b"", content_type="image/jpeg")}]))
+    data.update(
+        f.post_items_formset([{"new_image": SimpleUploadedFile("blank-boot.jpg", b"", content_type="image/jpeg")}])
+    )
     response = staff_client.post(ADD_URL, data)
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["image"] == ["blank-look.jpg: is empty."]
@@ -151,7 +141,7 @@ def test_an_empty_file_is_named_in_the_error(staff_client):
 def test_a_duplicate_item_image_points_to_the_existing_item(staff_client):
     existing = f.make_item("Blue scarf", image=f.make_clean_image(seed=4242))
     data = _post_data(image=f.make_upload("look.jpg"))
-    data.update(_inline([{"new_image": f.make_upload("scarf-again.jpg", seed=4242)}]))
+    data.update(f.post_items_formset([{"new_image": f.make_upload("scarf-again.jpg", seed=4242)}]))
     response = staff_client.post(ADD_URL, data)
     assert response.status_code == 200
     message = response.context["inline_admin_formsets"][0].formset.errors[0]["new_image"][0]
@@ -165,7 +155,7 @@ def test_a_duplicate_item_image_points_to_the_existing_item(staff_client):
 def test_a_duplicate_snapshot_image_is_reported(staff_client):
     first = f.make_snapshot("First look", image=f.make_clean_image(seed=777))
     data = _post_data(image=f.make_upload("again.jpg", seed=777))
-    data.update(_inline([]))
+    data.update(f.post_items_formset([]))
     response = staff_client.post(ADD_URL, data)
     assert response.context["adminform"].form.errors["image"] == [
         f"again.jpg: the same image is already in the catalog as snapshot #{first.pk} “First look”."
@@ -176,7 +166,7 @@ def test_a_duplicate_snapshot_image_is_reported(staff_client):
 def test_picking_and_uploading_in_one_row_is_refused(staff_client):
     item = f.make_item()
     data = _post_data(image=f.make_upload("look.jpg"))
-    data.update(_inline([{"item": item.pk, "new_image": f.make_upload("x.jpg")}]))
+    data.update(f.post_items_formset([{"item": item.pk, "new_image": f.make_upload("x.jpg")}]))
     response = staff_client.post(ADD_URL, data)
     errors = response.context["inline_admin_formsets"][0].formset.errors[0]["__all__"]
     assert errors == ["Pick an existing item or upload a new one, not both."]
@@ -188,7 +178,7 @@ def test_editing_a_post_removes_adds_items_and_a_new_image_requeues(staff_client
     rows = list(snapshot.post_items.all())
     data = _post_data(title="Edited", image=f.make_upload("new-look.jpg"))
     data.update(
-        _inline(
+        f.post_items_formset(
             [
                 {"id": rows[0].pk, "snapshot": snapshot.pk, "item": keep.pk},
                 {"id": rows[1].pk, "snapshot": snapshot.pk, "item": drop.pk, "DELETE": "on"},
@@ -212,7 +202,7 @@ def test_editing_without_a_new_image_keeps_the_picture(staff_client):
     page = staff_client.get(reverse("admin:catalog_snapshot_change", args=[snapshot.pk]))
     assert page.status_code == 200 and snapshot.thumbnail.url in page.content.decode()
     data = _post_data(title="Same, renamed")
-    data.update(_inline([]))
+    data.update(f.post_items_formset([]))
     response = staff_client.post(reverse("admin:catalog_snapshot_change", args=[snapshot.pk]), data)
     assert response.status_code == 302
     snapshot.refresh_from_db()
@@ -316,7 +306,7 @@ def test_a_nul_byte_in_an_admin_form_is_refused_before_the_form(staff_client):
 def test_an_autocomplete_field_given_something_that_is_not_an_id_is_a_form_error(staff_client, value):
     # Django's autocomplete widget queried the submitted value to re-render it: a 500 for a non-id.
     data = _post_data(image=f.make_upload("look.jpg"), styles=[value], brands=[value])
-    data.update(_inline([{"item": value}]))
+    data.update(f.post_items_formset([{"item": value}]))
     response = staff_client.post(ADD_URL, data)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors

@@ -40,11 +40,7 @@ def test_a_post_saved_while_the_broker_is_down_is_kept_and_the_sweep_queues_it_w
         "is_published": "on",
         "source_url": "",
         "image": f.make_upload("look.png", fmt="PNG", size=(300, 450)),
-        "post_items-TOTAL_FORMS": "1",
-        "post_items-INITIAL_FORMS": "0",
-        "post_items-MIN_NUM_FORMS": "0",
-        "post_items-MAX_NUM_FORMS": "1000",
-        "post_items-0-new_image": f.make_upload("coat.jpg"),
+        **f.post_items_formset([{"new_image": f.make_upload("coat.jpg")}]),
     }
     with celery_pointed_at(f"redis://127.0.0.1:{_closed_port()}/0"):
         started = time.monotonic()

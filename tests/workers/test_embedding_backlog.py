@@ -172,11 +172,7 @@ def test_a_post_saved_in_the_admin_is_embedded_ahead_of_an_import_backlog(
             "is_published": "on",
             "source_url": "",
             "image": f.make_upload("look.png", fmt="PNG", size=(300, 450)),
-            "post_items-TOTAL_FORMS": "1",
-            "post_items-INITIAL_FORMS": "0",
-            "post_items-MIN_NUM_FORMS": "0",
-            "post_items-MAX_NUM_FORMS": "1000",
-            "post_items-0-new_image": f.make_upload("coat.jpg"),
+            **f.post_items_formset([{"new_image": f.make_upload("coat.jpg")}]),
         },
     )
     saved = time.monotonic()
