@@ -225,6 +225,40 @@ class SnapshotEmbedding(models.Model):
         return f"snapshot {self.snapshot_id} region {self.region} (model version {self.model_version_id})"
 
 
+class SnapshotGarment(models.Model):
+    """One garment the parser found on a snapshot under one model version (docs/recommender.md, "Shop the look").
+
+    Its descriptor is the snapshot's embedding row ``region`` of the same version; both are written in
+    one transaction by the embedding worker (``catalog.services.embeddings``) and go with the version
+    (re-index, rollback, deletion). ``box`` and ``outline`` are in fractions of the photo's width and
+    height (the stored image after EXIF orientation), so they scale with any rendition of it.
+    """
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="garments")
+    model_version = models.ForeignKey("recommender.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    region = models.PositiveSmallIntegerField(help_text="The snapshot embedding row that describes this garment.")
+    group = models.CharField(max_length=40, help_text="The parser's garment group (ml.garments.GROUPS).")
+    # (left, top, right, bottom), fractions of the photo's width / height
+    box = ArrayField(models.FloatField(), size=4)
+    # the garment's outline: a list of polygons (a pair of shoes has two), each [[x, y], ...] in fractions
+    outline = models.JSONField(default=list, blank=True)
+    confidence = models.FloatField(help_text="Mean parser probability over the garment's pixels.")
+    area = models.FloatField(help_text="The garment's share of the photo's pixels.")
+
+    class Meta:
+        ordering = ["snapshot", "model_version", "region"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["snapshot", "model_version", "region"], name="catalog_snapshotgarment_unique"
+            ),
+            models.CheckConstraint(condition=Q(region__gte=1), name="catalog_snapshotgarment_region_not_whole"),
+        ]
+        indexes = [models.Index(fields=["model_version", "snapshot"])]
+
+    def __str__(self) -> str:
+        return f"{self.group} on snapshot {self.snapshot_id} (model version {self.model_version_id})"
+
+
 class ItemEmbedding(models.Model):
     """The descriptor of an item under one model version."""
 
