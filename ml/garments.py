@@ -152,6 +152,54 @@ def crop_on_white(photo: np.ndarray, garment: Garment) -> np.ndarray:
     return crop
 
 
+def garment_outline(
+    garment: Garment, photo_hw: tuple[int, int], *, tolerance: float = 0.004, min_part: float = 0.05
+) -> list[list[list[float]]]:
+    """The garment's outline as polygons in fractions of the photo (x of its width, y of its height).
+
+    One polygon per boundary of its mask (a pair of shoes gives two; a hole gives one more, to be
+    filled even-odd), each simplified to within ``tolerance`` of the photo's longer side
+    (Douglas-Peucker); boundaries enclosing less than ``min_part`` of the mask's largest are dropped.
+    Points are rounded to 4 decimals: a few hundred bytes a garment.
+    """
+    from skimage import measure
+
+    height, width = photo_hw
+    if height < 1 or width < 1:
+        raise ValueError("photo_hw must be positive")
+    left, top, _, _ = garment.box
+    padded = np.pad(np.asarray(garment.mask, dtype=np.uint8), 1)  # closes boundaries at the box's edge
+    tol_px = max(0.5, tolerance * max(height, width))
+    polygons, areas = [], []
+    for contour in measure.find_contours(padded, 0.5):  # (n, 2) rows, cols; closed for a padded mask
+        simple = measure.approximate_polygon(contour, tolerance=tol_px)
+        if len(simple) < 4:  # a closed polygon repeats its first point: 3 corners at least
+            continue
+        rows, cols = simple[:, 0], simple[:, 1]
+        areas.append(0.5 * abs(np.dot(cols, np.roll(rows, 1)) - np.dot(rows, np.roll(cols, 1))))
+        # pixel (r, c) of the padded mask covers [c - 1, c) of the box: its centre lies at left + c - 0.5
+        xs = np.clip((left + cols - 0.5) / width, 0.0, 1.0)
+        ys = np.clip((top + rows - 0.5) / height, 0.0, 1.0)
+        polygons.append(np.round(np.stack([xs, ys], axis=1)[:-1], 4).tolist())
+    if not polygons:
+        return []
+    largest = max(areas)
+    return [poly for poly, area in zip(polygons, areas, strict=True) if area >= min_part * largest]
+
+
+def garment_record(garment: Garment, photo_hw: tuple[int, int]) -> dict:
+    """What is stored and sent of a garment: group, box and outline in fractions of the photo, confidence, area."""
+    height, width = photo_hw
+    left, top, right, bottom = garment.box
+    return {
+        "group": garment.group,
+        "box": [round(left / width, 4), round(top / height, 4), round(right / width, 4), round(bottom / height, 4)],
+        "outline": garment_outline(garment, photo_hw),
+        "confidence": round(float(garment.confidence), 4),
+        "area": round(float(garment.area), 5),
+    }
+
+
 # -- measuring a parser --------------------------------------------------------------------------
 def confusion(pred: np.ndarray, true: np.ndarray, classes: int) -> np.ndarray:
     """(classes, classes) int64 counts, rows = true class, columns = predicted."""

@@ -9,14 +9,14 @@ one per garment found in it (:meth:`Embedder.embed_looks` returns the garments w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ml.config import GARMENTS, ModelConfig
-from ml.garments import Garment, crop_on_white, garments_from_parse
+from ml.garments import Garment, crop_on_white, garment_record, garments_from_parse
 from ml.images import letterbox, letterbox_geometry, letterbox_labels, load_batch, open_rgb
 from ml.parser import ParserConfig
 from ml.regions import region_masks
@@ -53,13 +53,27 @@ class Looks:
     garment scheme row 1 + g describes ``garments[i][g]`` ("both": rows 1 + 2g crop, 2 + 2g
     pooled) and the rows past ``counts[i]`` repeat row 0, so the max-over-rows rule is
     unchanged by the padding; under a window scheme every row is a window and ``garments`` is
-    empty. Store the first ``counts[i]`` rows of snapshot i.
+    empty. Store the first ``counts[i]`` rows of snapshot i. ``sizes[i]`` is photo i's (height,
+    width), the frame of its garments' boxes; ``rows_per_garment`` 2 under "both", else 1.
     """
 
     vectors: np.ndarray
     counts: np.ndarray
     garments: list[list[Garment]]
     scheme: str
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    rows_per_garment: int = 1
+
+    def garment_region(self, g: int) -> int:
+        """The row describing garment ``g`` (its crop row under "both")."""
+        return 1 + self.rows_per_garment * g
+
+    def garment_records(self, i: int) -> list[dict]:
+        """Photo i's garments as :func:`ml.garments.garment_record` dicts, each with its ``region``."""
+        return [
+            {**garment_record(garment, self.sizes[i]), "region": self.garment_region(g)}
+            for g, garment in enumerate(self.garments[i])
+        ]
 
 
 class Embedder:
@@ -154,10 +168,13 @@ class Embedder:
         out = np.zeros((len(images), rows, self.dim), dtype=np.float32)
         counts = np.full(len(images), rows, dtype=np.int64)
         garments: list[list[Garment]] = []
+        sizes: list[tuple[int, int]] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             if scheme == GARMENTS:
-                vectors, found = self._embed_garment_batch([open_rgb(img) for img in chunk])
+                photos = [open_rgb(img) for img in chunk]
+                sizes += [(photo.height, photo.width) for photo in photos]
+                vectors, found = self._embed_garment_batch(photos)
                 for j, v in enumerate(vectors):
                     out[start + j] = v[0]  # padding rows repeat the whole photo
                     out[start + j, : len(v)] = v
@@ -167,9 +184,11 @@ class Embedder:
                 maps = self.snapshot_feature_maps(chunk)
                 out[start : start + len(chunk)] = _numpy(self.head(maps, masks=self.window_masks(scheme)))
                 garments += [[] for _ in chunk]
+                sizes += [(0, 0) for _ in chunk]  # no garments to place
             if progress:
                 progress((start + len(chunk)) / len(images), "embedding snapshots")
-        return Looks(out, counts, garments, scheme)
+        per_garment = 2 if scheme == GARMENTS and self.config.garment_descriptor == "both" else 1
+        return Looks(out, counts, garments, scheme, sizes, per_garment)
 
     # -- garments ---------------------------------------------------------------------------------
     def _tapped_forward(self, frames: np.ndarray):

@@ -147,3 +147,51 @@ def test_crop_or_pooled_rows_of_a_both_embedding():
     np.testing.assert_array_equal(garment_rows_of_kind(looks, "crop")[1], vectors[1])
     with pytest.raises(ValueError):
         garment_rows_of_kind(looks, "mask")
+
+
+def _rasterise(polygons, height, width) -> np.ndarray:
+    """Polygons in photo fractions back to a (height, width) mask, even-odd (holes cut out)."""
+    from PIL import Image, ImageDraw
+
+    out = np.zeros((height, width), dtype=bool)
+    for polygon in polygons:
+        canvas = Image.new("1", (width, height), 0)
+        ImageDraw.Draw(canvas).polygon([(x * width - 0.5, y * height - 0.5) for x, y in polygon], fill=1)
+        out ^= np.asarray(canvas, dtype=bool)
+    return out
+
+
+def test_outline_redraws_the_mask_one_polygon_per_part_with_holes_even_odd():
+    labels = np.zeros((200, 160), dtype=np.uint8)
+    shoes, coat = G.GROUPS.index("shoes"), G.GROUPS.index("outerwear")
+    labels[150:180, 20:60] = shoes
+    labels[150:180, 100:150] = shoes  # the other shoe, apart: one garment, two polygons
+    labels[10:120, 30:130] = coat
+    labels[40:80, 60:100] = 0  # a hole through the coat
+    found = {g.group: g for g in G.garments_from_parse(labels, min_area=0.001)}
+    for group, parts in (("shoes", 2), ("outerwear", 2)):
+        garment = found[group]
+        outline = G.garment_outline(garment, (200, 160))
+        assert len(outline) == parts
+        assert all(0.0 <= v <= 1.0 for polygon in outline for point in polygon for v in point)
+        redrawn, truth = _rasterise(outline, 200, 160), garment.full_mask(200, 160)
+        iou = (redrawn & truth).sum() / (redrawn | truth).sum()
+        assert iou > 0.95, (group, iou)
+        assert sum(len(p) for p in outline) < 40  # rectangles need a few corners each, not every pixel
+
+
+def test_outline_of_an_irregular_garment_is_compact_and_close_and_the_record_is_in_fractions():
+    yy, xx = np.mgrid[0:300, 0:240]
+    labels = np.where(((yy - 150) / 120.0) ** 2 + ((xx - 110) / 80.0) ** 2 <= 1.0, G.GROUPS.index("dress"), 0)
+    garment = G.garments_from_parse(labels.astype(np.uint8))[0]
+    outline = G.garment_outline(garment, (300, 240))
+    assert len(outline) == 1 and 8 <= len(outline[0]) <= 80
+    redrawn, truth = _rasterise(outline, 300, 240), garment.full_mask(300, 240)
+    assert (redrawn & truth).sum() / (redrawn | truth).sum() > 0.97
+    record = G.garment_record(garment, (300, 240))
+    assert record["group"] == "dress" and record["outline"] == outline
+    left, top, right, bottom = garment.box
+    assert record["box"] == pytest.approx([left / 240, top / 300, right / 240, bottom / 300], abs=1e-4)
+    assert record["area"] == pytest.approx(garment.area, abs=1e-5) and 0 < record["confidence"] <= 1
+    with pytest.raises(ValueError):
+        G.garment_outline(garment, (0, 240))

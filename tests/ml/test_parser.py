@@ -170,6 +170,17 @@ def test_looks_give_one_row_per_garment_padded_with_the_whole_photo(parser_artif
             photo = np.asarray(Image.open(photos[i]).convert("RGB"))
             item = embedder.embed_items([Image.fromarray(crop_on_white(photo, garment))])[0]
             np.testing.assert_allclose(looks.vectors[i, 1 + g], item, rtol=1e-4, atol=1e-5)
+        # what is stored of each garment: its row, and its box in fractions of this photo's size
+        height, width = np.asarray(Image.open(photos[i])).shape[:2]
+        assert looks.sizes[i] == (height, width)
+        records = looks.garment_records(i)
+        assert [r["region"] for r in records] == list(range(1, 1 + len(garments)))
+        for record, garment in zip(records, garments, strict=True):
+            left, top, right, bottom = garment.box
+            assert record["group"] == garment.group and record["outline"]
+            assert record["box"] == pytest.approx(
+                [left / width, top / height, right / width, bottom / height], abs=1e-4
+            )
     # the same artifact still embeds with windows
     windows = embedder.embed_looks(photos, scheme="multiscale6")
     assert windows.vectors.shape == (2, 6, 32) and windows.garments == [[], []]
@@ -186,6 +197,7 @@ def test_pooled_and_both_descriptors(parser_artifact, ccp_tree):
     both = embedder.embed_looks(photos)
     n = len(crop.garments[0])
     assert both.vectors.shape[1] == 23 and both.counts[0] == 1 + 2 * n
+    assert [r["region"] for r in both.garment_records(0)] == [1 + 2 * g for g in range(n)]  # the crop rows
     np.testing.assert_allclose(both.vectors[0, 1 : 1 + 2 * n : 2], crop.vectors[0, 1 : 1 + n], rtol=1e-4, atol=1e-5)
     embedder.config = dataclasses.replace(embedder.config, garment_descriptor="pooled")
     pooled = embedder.embed_looks(photos)
