@@ -67,7 +67,7 @@ SNAPSHOT = EmbeddingTarget(
     index_prefix="catalog_snapemb",
     ef_construction_setting="RECOMMENDER_HNSW_EF_CONSTRUCTION_SNAPSHOTS",
     ef_search_option="ef_search_snapshots",
-    embed_method="embed_snapshots",
+    embed_method="embed_looks",  # ml.model.Looks: the vectors and the garments they describe
 )
 TARGETS: dict[str, EmbeddingTarget] = {"item": ITEM, "snapshot": SNAPSHOT}  # items first: index order
 KINDS: tuple[Kind, ...] = ("snapshot", "item")  # the order workers embed and re-index in

@@ -32,29 +32,45 @@ def _chunks(seq: Sequence, size: int):
         yield seq[start : start + size]
 
 
-def _embed(embedder, kind: str, images: list) -> np.ndarray:
-    """(n, max_regions, dim) for snapshots, (n, dim) for items."""
-    return np.asarray(getattr(embedder, target(kind).embed_method)(images))
+def _embed(embedder, kind: str, images: list) -> tuple[list[np.ndarray], list[list[dict]] | None]:
+    """Per image: its vectors ((max_regions, dim) for snapshots, (dim,) for items); for snapshots also
+    its garments (``ml.model.Looks.garment_records``, empty under a window scheme), None for items."""
+    entry = target(kind)
+    described = getattr(embedder, entry.embed_method)(images)
+    if not entry.regions:
+        return list(np.asarray(described)), None
+    return list(described.vectors), [described.garment_records(i) for i in range(len(images))]
 
 
-def _embed_batch(embedder, kind: str, loaded: dict[int, object]) -> tuple[dict[int, np.ndarray], dict[int, str]]:
-    """Vectors per image id; when the batch as a whole fails, images one by one to find the bad ones."""
+def _embed_batch(
+    embedder, kind: str, loaded: dict[int, object]
+) -> tuple[dict[int, np.ndarray], dict[int, list[dict]] | None, dict[int, str]]:
+    """Vectors (and snapshot garments) per image id; when the batch as a whole fails, images one by one
+    to find the bad ones."""
     ids = list(loaded)
     try:
-        vectors = _embed(embedder, kind, [loaded[i] for i in ids])
-        return dict(zip(ids, vectors, strict=True)), {}
+        vectors, garments = _embed(embedder, kind, [loaded[i] for i in ids])
+        return (
+            dict(zip(ids, vectors, strict=True)),
+            None if garments is None else dict(zip(ids, garments, strict=True)),
+            {},
+        )
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception:  # noqa: BLE001 - isolate the image that breaks the model
         if len(ids) == 1:
             raise
-    vectors, failures = {}, {}
+    vectors, garments, failures = {}, {}, {}
     for image_id in ids:
         try:
-            vectors[image_id] = _embed(embedder, kind, [loaded[image_id]])[0]
+            one, found = _embed(embedder, kind, [loaded[image_id]])
         except Exception as exc:  # noqa: BLE001 - recorded on the image, the rest of the batch goes on
             failures[image_id] = f"the model could not embed this image: {exc}"
-    return vectors, failures
+            continue
+        vectors[image_id] = one[0]
+        if found is not None:
+            garments[image_id] = found[0]
+    return vectors, (garments if target(kind).regions else None), failures
 
 
 def embed_images(
@@ -113,11 +129,11 @@ def embed_images(
             continue
         embedded = set(loaded)
         for version in versions:
-            vectors, failures = _embed_batch(embedders[version.pk], kind, loaded)
+            vectors, garments, failures = _embed_batch(embedders[version.pk], kind, loaded)
             for image_id, reason in failures.items():
                 image_mark_embedding_failed(kind=kind, image_id=image_id, reason=reason)
             embedded &= set(vectors)
-            embeddings_write(kind=kind, model_version=version, vectors=vectors)
+            embeddings_write(kind=kind, model_version=version, vectors=vectors, garments=garments)
         counts["failed"] += len(loaded) - len(embedded)
         counts["embedded"] += len(embedded)
         if serving:

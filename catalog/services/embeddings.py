@@ -10,7 +10,7 @@ retry) is ``catalog.services.embedding_queue``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from django.db import transaction
@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.embedding_targets import target
-from catalog.models import EmbeddingStatus, ItemEmbedding, SnapshotEmbedding
+from catalog.models import EmbeddingStatus, ItemEmbedding, SnapshotEmbedding, SnapshotGarment
 
 
 def _as_list(vector: np.ndarray) -> list[float]:
@@ -31,12 +31,51 @@ def _usable(vector: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(array)) and np.any(array != 0))
 
 
-def snapshot_embeddings_write(*, model_version, vectors: Mapping[int, np.ndarray]) -> int:
+GARMENT_FIELDS = ("group", "box", "outline", "confidence", "area", "region")
+
+
+def _garment_rows(snapshot_id: int, model_version, found: Sequence[Mapping], regions: set[int]) -> list:
+    """The garments of one snapshot as rows; each must name one of its stored regions (``ValueError``)."""
+    rows = []
+    for garment in found:
+        missing = [name for name in GARMENT_FIELDS if name not in garment]
+        if missing:
+            raise ValueError(f"garment of snapshot {snapshot_id} lacks {', '.join(missing)}")
+        region = int(garment["region"])
+        if region not in regions or region == 0:
+            raise ValueError(f"garment of snapshot {snapshot_id} names region {region}, which has no stored vector")
+        box = [float(v) for v in garment["box"]]
+        if len(box) != 4 or not all(0.0 <= v <= 1.0 for v in box) or box[0] >= box[2] or box[1] >= box[3]:
+            raise ValueError(f"garment of snapshot {snapshot_id} has a bad box {box!r}")
+        rows.append(
+            SnapshotGarment(
+                snapshot_id=snapshot_id,
+                model_version=model_version,
+                region=region,
+                group=str(garment["group"]),
+                box=box,
+                outline=garment["outline"],
+                confidence=float(garment["confidence"]),
+                area=float(garment["area"]),
+            )
+        )
+    return rows
+
+
+def snapshot_embeddings_write(
+    *,
+    model_version,
+    vectors: Mapping[int, np.ndarray],
+    garments: Mapping[int, Sequence[Mapping]] | None = None,
+) -> int:
     """Replace ``model_version``'s vectors of the given snapshots; ``vectors[snapshot_id]`` is (regions, dim).
 
     Region 0 (the global descriptor) is always stored; further regions only when usable and not a copy
     of region 0 (the garment scheme pads a snapshot with fewer garments than rows with row 0).
-    Returns the number of rows written.
+    ``garments[snapshot_id]`` (records of ``ml.model.Looks.garment_records``: group, box, outline,
+    confidence, area and the region of its vector) replaces that snapshot's garments of the version,
+    in the same transaction as its vectors; a snapshot left out of ``garments`` (or ``garments`` None)
+    keeps its garments. Returns the number of vector rows written.
     """
     rows = []
     kept: dict[int, list[int]] = {}
@@ -54,6 +93,12 @@ def snapshot_embeddings_write(*, model_version, vectors: Mapping[int, np.ndarray
                 )
     if not rows:
         return 0
+    garment_rows = [
+        row
+        for snapshot_id in sorted(garments or {})
+        if snapshot_id in kept
+        for row in _garment_rows(snapshot_id, model_version, garments[snapshot_id], set(kept[snapshot_id]))
+    ]
     stale = Q()
     for snapshot_id, regions in kept.items():
         stale |= Q(snapshot_id=snapshot_id) & ~Q(region__in=regions)
@@ -65,6 +110,10 @@ def snapshot_embeddings_write(*, model_version, vectors: Mapping[int, np.ndarray
             update_fields=["vector"],
         )
         SnapshotEmbedding.objects.filter(stale, model_version=model_version).delete()
+        if garments is not None:
+            replaced = [snapshot_id for snapshot_id in garments if snapshot_id in kept]
+            SnapshotGarment.objects.filter(model_version=model_version, snapshot_id__in=replaced).delete()
+            SnapshotGarment.objects.bulk_create(garment_rows)
     return len(rows)
 
 
@@ -81,10 +130,16 @@ def item_embeddings_write(*, model_version, vectors: Mapping[int, np.ndarray]) -
     return len(rows)
 
 
-def embeddings_write(*, kind: str, model_version, vectors: Mapping[int, np.ndarray]) -> int:
-    """:func:`snapshot_embeddings_write` or :func:`item_embeddings_write`, by ``kind``."""
+def embeddings_write(
+    *,
+    kind: str,
+    model_version,
+    vectors: Mapping[int, np.ndarray],
+    garments: Mapping[int, Sequence[Mapping]] | None = None,
+) -> int:
+    """:func:`snapshot_embeddings_write` (with the snapshots' ``garments``) or :func:`item_embeddings_write`."""
     if target(kind).regions:
-        return snapshot_embeddings_write(model_version=model_version, vectors=vectors)
+        return snapshot_embeddings_write(model_version=model_version, vectors=vectors, garments=garments)
     return item_embeddings_write(model_version=model_version, vectors=vectors)
 
 

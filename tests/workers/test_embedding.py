@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from catalog.models import EmbeddingStatus, Item, Snapshot
+from catalog.models import EmbeddingStatus, Item, Snapshot, SnapshotGarment
 from recommender.models import IndexState
 from recommender.versions import version_index_state_set
 from tests.workers.conftest import vectors_of
@@ -34,6 +34,9 @@ def test_embeds_for_the_active_and_the_indexing_version_and_marks_ready(make_ver
         regions = vectors_of(version, "snapshot")[post.pk]
         assert len(regions) == 2  # region 0 and the top half; the all-zero third region is not stored
         assert np.isclose(np.linalg.norm(regions[0]), 1.0, atol=1e-5)
+        # the garments come with the vectors, per version: the fake parser finds the top half
+        garments = list(SnapshotGarment.objects.filter(snapshot=post, model_version=version))
+        assert [(g.group, g.region, g.box) for g in garments] == [("tops", 1, [0.0, 0.0, 1.0, 0.5])]
     assert set(Item.objects.filter(pk__in=item_ids).values_list("embedding_status", flat=True)) == {"ready"}
     assert Snapshot.objects.get(pk=post.pk).embedded_at is not None
 
@@ -134,3 +137,43 @@ def test_rewriting_a_snapshot_replaces_its_regions(make_version, make_colour_pos
     padded = np.stack([two[0], two[1], two[0], two[0]])
     assert snapshot_embeddings_write(model_version=version, vectors={post.pk: padded}) == 2
     assert vectors_of(version, "snapshot")[post.pk] == [list(two[0]), list(two[1])]
+
+
+def _garment(region: int, group: str = "tops", box=(0.1, 0.2, 0.6, 0.7)) -> dict:
+    outline = [[[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]]]
+    return {"group": group, "box": list(box), "outline": outline, "confidence": 0.8, "area": 0.2, "region": region}
+
+
+def test_garments_are_replaced_with_the_vectors_in_one_transaction_and_must_name_a_stored_row(
+    make_version, make_colour_post
+):
+    from catalog.services.embeddings import snapshot_embeddings_write
+
+    version, other = make_version(), make_version()
+    post = make_colour_post(0, n_items=0)
+    three = np.eye(3, 8, dtype=np.float32)
+    snapshot_embeddings_write(
+        model_version=version, vectors={post.pk: three}, garments={post.pk: [_garment(1), _garment(2, "shoes")]}
+    )
+    snapshot_embeddings_write(model_version=other, vectors={post.pk: three[:2]}, garments={post.pk: [_garment(1)]})
+    stored = SnapshotGarment.objects.filter(snapshot=post, model_version=version).order_by("region")
+    assert [(g.region, g.group) for g in stored] == [(1, "tops"), (2, "shoes")]
+    assert stored[0].outline == _garment(1)["outline"]
+    # a re-run with one garment fewer replaces them; the other version's garments stay
+    snapshot_embeddings_write(model_version=version, vectors={post.pk: three[:2]}, garments={post.pk: [_garment(1)]})
+    assert SnapshotGarment.objects.filter(snapshot=post, model_version=version).count() == 1
+    assert SnapshotGarment.objects.filter(snapshot=post, model_version=other).count() == 1
+    # written without garments (None), the garments are kept; with an empty list, removed
+    snapshot_embeddings_write(model_version=version, vectors={post.pk: three[:2]})
+    assert SnapshotGarment.objects.filter(snapshot=post, model_version=version).count() == 1
+    # a garment naming a row that is not stored, or with a bad box, writes nothing at all
+    before = vectors_of(version, "snapshot")[post.pk]
+    for bad in (_garment(2), _garment(0), _garment(1, box=(0.5, 0.2, 0.4, 0.7)), {"group": "tops", "region": 1}):
+        with pytest.raises(ValueError):
+            snapshot_embeddings_write(model_version=version, vectors={post.pk: three[:2]}, garments={post.pk: [bad]})
+    assert vectors_of(version, "snapshot")[post.pk] == before
+    snapshot_embeddings_write(model_version=version, vectors={post.pk: three[:2]}, garments={post.pk: []})
+    assert not SnapshotGarment.objects.filter(snapshot=post, model_version=version).exists()
+    # the garments go with their version
+    other.delete()
+    assert not SnapshotGarment.objects.filter(snapshot=post).exists()

@@ -120,3 +120,25 @@ class FakeEmbedder:
             out[n, 1] = self._vector(pixels[:8])  # top half
             # region 2 stays zero: an absent region, not stored
         return out
+
+    def embed_looks(self, images) -> FakeLooks:
+        """The snapshot vectors and one garment per photo: "tops", its top half, described by region 1."""
+        return FakeLooks(self.embed_snapshots(images))
+
+
+TOP_HALF = {
+    "group": "tops",
+    "box": [0.0, 0.0, 1.0, 0.5],
+    "outline": [[[0.0, 0.0], [1.0, 0.0], [1.0, 0.5], [0.0, 0.5]]],
+    "confidence": 0.9,
+    "area": 0.5,
+    "region": 1,
+}
+
+
+class FakeLooks:
+    def __init__(self, vectors: np.ndarray):
+        self.vectors = vectors
+
+    def garment_records(self, i: int) -> list[dict]:
+        return [dict(TOP_HALF)]
