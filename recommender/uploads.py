@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -33,7 +33,13 @@ from recommender.selectors import (
     model_version_active,
     snapshot_list_for_item,
 )
-from recommender.wire import vectors_decode
+from recommender.selectors.similarity.pieces import (
+    Garment,
+    GarmentPick,
+    item_list_for_garment,
+    look_picks,
+)
+from recommender.wire import garments_decode, vectors_decode
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +74,68 @@ class BrokerUnavailable(QueryUnavailable):
 
 @dataclass(frozen=True)
 class UploadResult:
+    """What an upload found. A street photo: its ``garments`` and one pick per garment (``picks``), and
+    ``items``, the whole photo's top k (the answer when no garment was found); searched by a ``box``, the
+    items for that piece only. A product photo: ``snapshots``."""
+
     direction: str
     image: CleanImage
     items: list[ItemMatch]
     snapshots: list[SnapshotMatch]
     model_version_id: int
     seconds: float
+    garments: list[Garment] = field(default_factory=list)
+    picks: list[GarmentPick] = field(default_factory=list)
+    box: tuple[float, float, float, float] | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class QueryAnswer:
+    """A query worker's answer: the version, the vectors (n, dim), and a snapshot's garment records."""
+
+    model_version_id: int
+    vectors: np.ndarray
+    garments: list[dict]
+
+
+MIN_BOX_SIDE = 0.02  # of the photo: a box thinner than this holds too few pixels to describe
+
+
+def box_clean(box) -> tuple[float, float, float, float]:
+    """A shopper's box (left, top, right, bottom) in fractions of the photo, checked: four finite numbers in
+    [0, 1], each side at least ``MIN_BOX_SIDE``; ``ValueError`` with a shopper-readable reason."""
+    try:
+        values = tuple(float(v) for v in box)
+    except (TypeError, ValueError):
+        raise ValueError("A box is four numbers: left, top, right, bottom, as fractions of the photo.") from None
+    if len(values) != 4 or not all(np.isfinite(values)):
+        raise ValueError("A box is four numbers: left, top, right, bottom, as fractions of the photo.")
+    left, top, right, bottom = values
+    if not (0.0 <= left < right <= 1.0 and 0.0 <= top < bottom <= 1.0):
+        raise ValueError("The box must lie inside the photo, with left < right and top < bottom.")
+    if right - left < MIN_BOX_SIDE or bottom - top < MIN_BOX_SIDE:
+        raise ValueError("The box is too small: draw it around the whole piece.")
+    return values
+
+
+def _crop(image: CleanImage, box: tuple[float, float, float, float]) -> CleanImage:
+    """The box of the cleaned picture as a cleaned picture of its own (PNG: no second lossy step)."""
+    import dataclasses
+    import io
+
+    picture = image.open().convert("RGB")
+    left, top, right, bottom = box
+    pixels = (
+        int(left * picture.width),
+        int(top * picture.height),
+        max(int(left * picture.width) + 1, round(right * picture.width)),
+        max(int(top * picture.height) + 1, round(bottom * picture.height)),
+    )
+    piece = picture.crop(pixels)
+    out = io.BytesIO()
+    piece.save(out, format="PNG")
+    return dataclasses.replace(image, content=out.getvalue(), format="PNG", width=piece.width, height=piece.height)
 
 
 class PixelBudget:
@@ -171,8 +233,8 @@ def _forget_quietly(result) -> None:
         logger.warning("could not forget query %s: %r", result.id, exc)
 
 
-def query_vectors_request(*, image: CleanImage, kind: str, timeout: float | None = None) -> tuple[int, np.ndarray]:
-    """Send the picture to ``workers.embed_query`` and wait for ``(model_version_id, float32 vectors)``.
+def query_vectors_request(*, image: CleanImage, kind: str, timeout: float | None = None) -> QueryAnswer:
+    """Send the picture to ``workers.embed_query`` and wait for its :class:`QueryAnswer`.
 
     A listening worker usually answers within the first second, so nobody is asked who is
     listening on the fast path; only a slower answer triggers the check (about half a
@@ -217,22 +279,41 @@ def query_vectors_request(*, image: CleanImage, kind: str, timeout: float | None
     finally:
         _forget_quietly(result)
     try:
-        return vectors_decode(body)
-    except (TypeError, ValueError) as exc:
+        version_id, vectors = vectors_decode(body)
+        return QueryAnswer(version_id, vectors, garments_decode(body, rows=len(vectors)))
+    except (TypeError, ValueError, AttributeError) as exc:
         logger.warning("embed_query answered something unusable: %s", exc)
         raise QueryUnavailable() from exc
 
 
 def upload_recommendations(
-    *, file, direction: str, filters: Filters | None = None, k: int | None = None, name: str | None = None
+    *,
+    file,
+    direction: str,
+    filters: Filters | None = None,
+    k: int | None = None,
+    name: str | None = None,
+    box=None,
+    group: str | None = None,
 ) -> UploadResult:
     """Recommendations for an uploaded photo, nothing stored.
 
-    Raises ``ValidationError`` for a bad file, ``ValueError`` for a bad direction,
-    and :class:`RecommendationUnavailable` (503) when no model or worker can answer.
+    A street photo (``snapshot_to_items``) answers with its garments, one pick per garment and the whole
+    photo's top k; with a ``box`` (fractions of the photo: a detected garment the shopper tapped, or a box
+    they drew) only that piece is described and searched, among ``group``'s categories when given.
+    Raises ``ValidationError`` for a bad file, ``ValueError`` for a bad direction, box or group, and
+    :class:`RecommendationUnavailable` (503) when no model or worker can answer.
     """
+    from recommender.selectors.similarity.pieces import GARMENT_NAMES
+
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}")
+    if box is not None:
+        if direction != "snapshot_to_items":
+            raise ValueError("A box picks a piece of a street photo: search for pieces (snapshot_to_items).")
+        box = box_clean(box)
+    if group is not None and group not in GARMENT_NAMES:
+        raise ValueError(f"unknown garment group {group!r}")
     started = time.perf_counter()
     image = validate_image_upload(
         file,
@@ -244,15 +325,25 @@ def upload_recommendations(
     version = model_version_active()
     if version is None:
         raise NoActiveModel()
-    version_id, vectors = query_vectors_request(image=image, kind=QUERY_KIND[direction])
-    if version_id != version.pk:
+    kind = "item" if box is not None else QUERY_KIND[direction]
+    answer = query_vectors_request(image=_crop(image, box) if box is not None else image, kind=kind)
+    if answer.model_version_id != version.pk:
         raise QueryUnavailable("The recommendation model was just updated. Please try again.")
-    if vectors.shape[1] != version.dim:
+    if answer.vectors.shape[1] != version.dim:
         raise QueryUnavailable()
+    vectors = answer.vectors
     items: list[ItemMatch] = []
     snapshots: list[SnapshotMatch] = []
-    if direction == "snapshot_to_items":
+    garments: list[Garment] = []
+    picks: list[GarmentPick] = []
+    if box is not None:
+        _, items = item_list_for_garment(vector=vectors[0], group=group, k=k, filters=filters, model_version=version)
+    elif direction == "snapshot_to_items":
         items = item_list_for_snapshot(vectors=vectors, k=k, filters=filters, model_version=version)
+        if answer.garments:
+            garments, picks = look_picks(
+                vectors=vectors, garments=answer.garments, filters=filters, model_version=version
+            )
     else:
         snapshots = snapshot_list_for_item(vectors=vectors, k=k, filters=filters, model_version=version)
     return UploadResult(
@@ -262,4 +353,8 @@ def upload_recommendations(
         snapshots=snapshots,
         model_version_id=version.pk,
         seconds=time.perf_counter() - started,
+        garments=garments,
+        picks=picks,
+        box=box,
+        group=group,
     )

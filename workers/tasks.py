@@ -72,7 +72,8 @@ def embed_items(item_ids: list[int]) -> dict:
 def embed_query(image_b64: str, kind: str) -> dict:
     """A shopper's upload as vectors of the active version, in :mod:`recommender.wire`'s format.
 
-    ``kind`` "snapshot": max_regions vectors in region order, region 0 (whole photo) first; "item": one.
+    ``kind`` "snapshot": max_regions vectors in region order, region 0 (whole photo) first, and the
+    garments found on it (``garments``: group, box, outline, confidence, region); "item": one vector.
     Raises ValueError for a bad upload or kind (the caller shows a 4xx), RuntimeError when no
     version is active yet.
     """
@@ -91,10 +92,11 @@ def embed_query(image_b64: str, kind: str) -> dict:
     embedder = embedder_for(version)
     if kind == "item":
         vectors = np.asarray(embedder.embed_items([image]))[:1]  # (1, dim)
-    else:
-        # (max_regions, dim), row r = region r: the web side picks the regions it queries with
-        vectors = np.asarray(embedder.embed_snapshots([image]))[0]
-    return vectors_encode(vectors, model_version_id=version.pk)
+        return vectors_encode(vectors, model_version_id=version.pk)
+    # (max_regions, dim), row r = region r: the web side picks the regions it queries with; with the
+    # garments found on the photo (each naming its row), as the embedding worker stores them
+    looks = embedder.embed_looks([image])
+    return vectors_encode(np.asarray(looks.vectors)[0], model_version_id=version.pk, garments=looks.garment_records(0))
 
 
 # --- versions and training: jobs (workers.jobs.JobTask keeps each one's Job row) --------------------------

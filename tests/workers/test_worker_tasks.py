@@ -9,7 +9,7 @@ import pytest
 
 from catalog.models import Snapshot
 from recommender.models import ModelVersion
-from recommender.wire import vectors_decode
+from recommender.wire import garments_decode, vectors_decode
 from tests.workers.conftest import WORKER_ENV, color_image, expected_vectors, vectors_of, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -23,8 +23,14 @@ def test_upload_queries_are_answered_on_their_own_queue(worker_factory, broker_c
     worker_factory(queues="queries", name="queries", extra_env=WORKER_ENV)
     image_b64 = base64.b64encode(color_image((10, 200, 10))).decode()
 
-    snapshot_version, snapshot = vectors_decode(embed_query.delay(image_b64, "snapshot").get(timeout=30))
-    item_version, item = vectors_decode(embed_query.delay(image_b64, "item").get(timeout=30))
+    snapshot_answer = embed_query.delay(image_b64, "snapshot").get(timeout=30)
+    item_answer = embed_query.delay(image_b64, "item").get(timeout=30)
+    snapshot_version, snapshot = vectors_decode(snapshot_answer)
+    item_version, item = vectors_decode(item_answer)
+    # a snapshot answer carries the garments found on the photo, each naming its row; an item's none
+    garments = garments_decode(snapshot_answer, rows=len(snapshot))
+    assert [(g["group"], g["region"], g["box"]) for g in garments] == [("tops", 1, [0.0, 0.0, 1.0, 0.5])]
+    assert garments_decode(item_answer, rows=1) == []
 
     assert snapshot_version == item_version == version.pk
     # every region in order (the web side picks its query regions): region 0, the top half, and an

@@ -1,0 +1,173 @@
+"""Shop the look on real PostgreSQL + pgvector: one pick per garment, items for one piece, the garment an
+item matched, each against a NumPy brute force over the garment's own categories."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from catalog.models import SnapshotEmbedding, SnapshotGarment
+from catalog.services.taxonomy import category_get_or_create
+from recommender.selectors import Filters, category_ids_with_descendants, snapshot_list_for_item
+from recommender.selectors.similarity.pieces import (
+    GarmentNotFound,
+    garment_list,
+    item_list_for_garment,
+    look_picks,
+    matched_garments,
+)
+from tests import factories as f
+from tests.recommender.conftest import unit
+
+pytestmark = pytest.mark.django_db
+
+# region -> (group, box): a top, trousers below it, shoes at the bottom, stored out of order
+GARMENTS = {
+    3: ("shoes", (0.3, 0.85, 0.7, 0.98)),
+    1: ("tops", (0.2, 0.1, 0.8, 0.45)),
+    2: ("trousers", (0.25, 0.45, 0.75, 0.85)),
+}
+
+
+def _outline(box):
+    left, top, right, bottom = box
+    return [[[left, top], [right, top], [right, bottom], [left, bottom]]]
+
+
+def _store_garments(version, snapshot, garments=GARMENTS):
+    SnapshotGarment.objects.bulk_create(
+        [
+            SnapshotGarment(
+                snapshot=snapshot,
+                model_version=version,
+                region=region,
+                group=group,
+                box=list(box),
+                outline=_outline(box),
+                confidence=0.9,
+                area=(box[2] - box[0]) * (box[3] - box[1]),
+            )
+            for region, (group, box) in garments.items()
+        ]
+    )
+
+
+def _records(garments=GARMENTS):
+    return [
+        {"group": g, "box": list(b), "outline": _outline(b), "confidence": 0.9, "area": 0.1, "region": r}
+        for r, (g, b) in garments.items()
+    ]
+
+
+@pytest.fixture
+def look(catalog_rows, rng):
+    """An active 8-d, 4-row version; 12 items each of tops (t-shirt), trousers (pants) and shoes (sneakers),
+    a third of them by one brand; a look with three garments."""
+    version = catalog_rows.version(dim=8, max_regions=4)
+    acme = f.make_brand("Acme")
+    kinds = {"tops": "t-shirt", "trousers": "pants", "shoes": "sneakers"}
+    items, vectors = {}, {}
+    for group, label in kinds.items():
+        category = category_get_or_create(path=label)
+        items[group] = catalog_rows.items(8, category=category) + catalog_rows.items(4, category=category, brand=acme)
+        for item in items[group]:
+            vectors[item.pk] = unit(rng.normal(size=8))
+    catalog_rows.item_vectors(version, [(item, vectors[item.pk]) for group in items for item in items[group]])
+    snapshot = catalog_rows.snapshots(1)[0]
+    regions = [unit(v) for v in rng.normal(size=(4, 8))]
+    catalog_rows.snapshot_vectors(version, snapshot, regions)
+    _store_garments(version, snapshot)
+    return {
+        "version": version,
+        "items": items,
+        "vectors": vectors,
+        "snapshot": snapshot,
+        "regions": regions,
+        "acme": acme,
+    }
+
+
+def _brute(query, candidates, vectors, k=1, exclude=()):
+    q = np.asarray(query)
+    scored = sorted((-(q @ np.asarray(vectors[i.pk])), i.pk) for i in candidates if i.pk not in exclude)
+    return [pk for _, pk in scored[:k]]
+
+
+def test_one_pick_per_garment_in_the_looks_order_each_the_nearest_item_of_its_kind(look):
+    garments, picks = look_picks(snapshot_id=look["snapshot"].pk)
+    assert [g.group for g in garments] == ["tops", "trousers", "shoes"]  # top of the photo first
+    assert [g.number for g in garments] == [1, 2, 3] and garments[0].name == "Top"
+    assert [p.garment.group for p in picks] == ["tops", "trousers", "shoes"]
+    for pick in picks:
+        expected = _brute(look["regions"][pick.garment.region], look["items"][pick.garment.group], look["vectors"])
+        assert [pick.match.item.pk] == expected
+        score = float(np.dot(look["regions"][pick.garment.region], look["vectors"][pick.match.item.pk]))
+        assert pick.match.score == pytest.approx(score, abs=1e-5)
+    # an upload's vectors and garment records give the same picks
+    _, uploaded = look_picks(vectors=look["regions"], garments=_records())
+    assert [p.match.item.pk for p in uploaded] == [p.match.item.pk for p in picks]
+
+
+def test_two_garments_of_one_kind_never_share_an_item_and_the_larger_chooses_first(look):
+    version, snapshot = look["version"], look["snapshot"]
+    best_top = _brute(look["regions"][1], look["items"]["tops"], look["vectors"])[0]
+    SnapshotGarment.objects.filter(snapshot=snapshot).delete()
+    # region 2 becomes a second, smaller top with the very same vector as region 1
+    SnapshotEmbedding.objects.filter(snapshot=snapshot, model_version=version, region=2).update(
+        vector=look["regions"][1]
+    )
+    _store_garments(version, snapshot, {1: ("tops", (0.1, 0.1, 0.9, 0.5)), 2: ("tops", (0.4, 0.6, 0.5, 0.7))})
+    _, picks = look_picks(snapshot_id=snapshot.pk)
+    by_box = {p.garment.box: p.match.item.pk for p in picks}
+    assert by_box[(0.1, 0.1, 0.9, 0.5)] == best_top
+    second = _brute(look["regions"][1], look["items"]["tops"], look["vectors"], exclude={best_top})[0]
+    assert by_box[(0.4, 0.6, 0.5, 0.7)] == second
+
+
+def test_the_shoppers_filters_run_inside_each_garments_search(look):
+    snapshot = look["snapshot"]
+    pants = category_get_or_create(path="pants")
+    only_trousers = Filters(category_ids=category_ids_with_descendants([pants.pk]))
+    _, picks = look_picks(snapshot_id=snapshot.pk, filters=only_trousers)
+    assert [p.garment.group for p in picks] == ["trousers"]  # the other garments' kinds are filtered out
+    acme = look["acme"]
+    _, picks = look_picks(snapshot_id=snapshot.pk, filters=Filters(brand_ids=(acme.pk,)))
+    assert len(picks) == 3 and all(p.match.item.brand_id == acme.pk for p in picks)
+    for pick in picks:
+        candidates = [i for i in look["items"][pick.garment.group] if i.brand_id == acme.pk]
+        assert [pick.match.item.pk] == _brute(look["regions"][pick.garment.region], candidates, look["vectors"])
+
+
+def test_more_like_this_piece_and_bad_garments(look):
+    snapshot = look["snapshot"]
+    garment, matches = item_list_for_garment(snapshot_id=snapshot.pk, garment_number=2, k=5)
+    assert garment.group == "trousers"
+    assert [m.item.pk for m in matches] == _brute(
+        look["regions"][garment.region], look["items"]["trousers"], look["vectors"], k=5
+    )
+    for number in (0, 4, 99):
+        with pytest.raises(GarmentNotFound):
+            item_list_for_garment(snapshot_id=snapshot.pk, garment_number=number)
+    with pytest.raises(GarmentNotFound):  # a garment number of another look, one without garments
+        item_list_for_garment(snapshot_id=f.make_snapshot().pk, garment_number=1)
+    # an upload's piece: its vector and group; with no group (a box the shopper drew) any category
+    _, uploaded = item_list_for_garment(vector=look["regions"][3], group="shoes", k=3)
+    assert [m.item.pk for m in uploaded] == _brute(look["regions"][3], look["items"]["shoes"], look["vectors"], k=3)
+    everything = [i for group in look["items"].values() for i in group]
+    _, drawn = item_list_for_garment(vector=look["regions"][3], group=None, k=3)
+    assert [m.item.pk for m in drawn] == _brute(look["regions"][3], everything, look["vectors"], k=3)
+
+
+def test_a_look_without_garments_has_no_picks_and_an_item_finds_the_garment_it_matched(catalog_rows, look):
+    version = look["version"]
+    bare = catalog_rows.snapshots(1)[0]
+    catalog_rows.snapshot_vectors(version, bare, look["regions"][:1])
+    assert look_picks(snapshot_id=bare.pk) == ([], [])
+    assert garment_list(snapshot_id=bare.pk) == []
+    shoe = look["items"]["shoes"][0]
+    matches = snapshot_list_for_item(item_id=shoe.pk, k=5)
+    found = matched_garments(item_id=shoe.pk, matches=matches)
+    assert bare.pk not in found
+    q = np.asarray(look["vectors"][shoe.pk])
+    nearest_region = max((1, 2, 3), key=lambda r: float(q @ np.asarray(look["regions"][r])))
+    assert found[look["snapshot"].pk].region == nearest_region
