@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from django.db.models import Count, Prefetch, QuerySet
 
+from catalog import taxonomy
 from catalog.models import Category, EmbeddingStatus, Item, PostItem, Snapshot
 
 
@@ -64,3 +65,11 @@ def ccp_post_snapshots(*, split: str) -> QuerySet[Snapshot]:
         raise ValueError(f"unknown CCP split {split!r}; choose one of {', '.join(ranges)}")
     lo, hi = ranges[split]
     return Snapshot.objects.filter(source_key__gte=f"ccp:post:{lo:04d}", source_key__lte=f"ccp:post:{hi:04d}")
+
+
+def category_ids_for_group(group: str) -> tuple[int, ...]:
+    """The categories of a garment group (``catalog.taxonomy.GROUP_CATEGORIES``) with their subtrees, sorted;
+    () for an unknown group or when none of its categories exists yet (two queries)."""
+    slugs = taxonomy.GROUP_CATEGORIES.get(group, ())
+    root_ids = list(Category.objects.filter(slug__in=slugs).values_list("pk", flat=True)) if slugs else []
+    return category_ids_with_descendants(root_ids) if root_ids else ()

@@ -5,7 +5,8 @@ crops, the splits) lives in ``ml.datasets.ccp`` (pure: numpy, scipy, Pillow), so
 and the ML evaluation cut exactly the same items. Identities (``source_key``):
 
 - ``ccp:post:NNNN``: the snapshot of a post (a photo with a pixel-level annotation);
-- ``ccp:item:NNNN:<label>``: one garment crop of that post, category = the CCP label;
+- ``ccp:item:NNNN:<label>``: one garment crop of that post, in the CCP label's canonical category
+  (``catalog.taxonomy``);
 - ``ccp:photo:NNNN``: a tag-only photo, a snapshot with its labels as tags and no items.
 
 Splits by photo id: train 0001..0600, val 0601..0800. The test split (0801..1004) is never

@@ -1,8 +1,8 @@
 """The clothing dataset (github.com/alexeygrigorev/clothing-dataset) as items with categories.
 
 Layout: ``images.csv`` (``image,sender_id,label,kids``) and ``images/<image>.jpg``. Each row
-becomes an item named after its label, with the label as category (merged case-insensitively
-with CCP's labels: "T-Shirt" and "t-shirt" are one category). Identity: ``clothing:<image>``.
+becomes an item named after its label, in the label's canonical category (``catalog.taxonomy``:
+"T-Shirt" and CCP's "t-shirt" are one category, "Outwear" is Outerwear). Identity: ``clothing:<image>``.
 Rows labelled Not sure / Other / Skip and kids' clothes are skipped with that reason.
 """
 

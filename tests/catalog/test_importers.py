@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image
 
 from catalog.models import Category, Item, PostItem, Snapshot, Tag
+from catalog.taxonomy import canonical_path
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +56,8 @@ def test_import_ccp_follows_the_posts_protocol(ccp_slice, django_capture_on_comm
     for post in expected:
         snapshot = Snapshot.objects.get(source_key=f"ccp:post:{post.post_id:04d}")
         items = [pi.item for pi in snapshot.post_items.select_related("item__category")]
-        assert [i.category.name for i in items] == [spec.label for spec in post.items]
+        # Each CCP label lands in its canonical category (catalog.taxonomy).
+        assert [str(i.category) for i in items] == [canonical_path(spec.label) for spec in post.items]
         assert all(spec.label not in {"null", "skin", "hair"} for spec in post.items)
         for item, spec in zip(items, post.items, strict=True):
             left, top, right, bottom = spec.bbox
@@ -135,7 +137,7 @@ def test_import_clothing_slice_and_rerun(datasets_dir):
     items = {i.source_key: i for i in Item.objects.select_related("category")}
     for row in first:
         item = items[f"clothing:{row['image']}"]
-        assert item.category.name == row["label"] and item.width > 0 and item.thumbnail
+        assert str(item.category) == canonical_path(row["label"]) and item.width > 0 and item.thumbnail
     again = run("import_clothing", str(datasets_dir / "clothing-dataset"), "--limit", "8", "--no-enqueue")
     assert "created 2, skipped 6, failed 0" in again
     assert Item.objects.count() == 8
@@ -198,6 +200,8 @@ def test_import_manifest_example(django_capture_on_commit_callbacks):
     coat = Item.objects.get(name="Wool blend coat")
     assert (str(coat.category), coat.brand.name, str(coat.price)) == ("Outerwear > Coats", "Northwind", "149.00")
     tee = Item.objects.get(source_key="manifest:example-shop:item:tee-003")
+    shorts = Item.objects.get(source_key="manifest:example-shop:item:shorts-004")
+    assert (str(tee.category), str(shorts.category)) == ("Tops > T-shirts", "Shorts")  # canonical, not the manifest's
     assert tee.snapshots.count() == 2  # one item linked to both posts
     assert Item.objects.count() == 4
     assert "created 0, skipped 2" in run("import_manifest", str(ROOT / "examples" / "manifest.json"))
