@@ -171,3 +171,7 @@ def test_a_look_without_garments_has_no_picks_and_an_item_finds_the_garment_it_m
     q = np.asarray(look["vectors"][shoe.pk])
     nearest_region = max((1, 2, 3), key=lambda r: float(q @ np.asarray(look["regions"][r])))
     assert found[look["snapshot"].pk].region == nearest_region
+    uploaded = matched_garments(vector=look["vectors"][shoe.pk], matches=matches)
+    assert {k: g.region for k, g in uploaded.items()} == {k: g.region for k, g in found.items()}
+    with pytest.raises(ValueError):
+        matched_garments(matches=matches)

@@ -270,24 +270,40 @@ def item_list_for_garment(
 
 
 def matched_garments(
-    *, item_id: int, matches: Sequence[SnapshotMatch], model_version: ModelVersion | None = None
+    *,
+    matches: Sequence[SnapshotMatch],
+    item_id: int | None = None,
+    vector: Sequence[float] | np.ndarray | None = None,
+    model_version: ModelVersion | None = None,
 ) -> dict[int, Garment]:
     """For item -> snapshots results: on each look, the garment nearest the item (the piece it matched by),
-    by snapshot id; looks without garments are left out. One statement over the results' own rows."""
+    by snapshot id; looks without garments are left out. The item is a stored one (``item_id``) or an
+    upload's ``vector``. One statement over the results' own rows."""
     version = _require_active(model_version)
+    if (item_id is None) == (vector is None):
+        raise ValueError("give exactly one of item_id or vector")
     ids = [m.snapshot.pk for m in matches]
     if not ids:
         return {}
     dim, garments = int(version.dim), SnapshotGarment._meta.db_table
+    if vector is not None:
+        _check_vectors([vector], version)
+        source, params = f"SELECT %b::vector({dim}) AS v", [np.asarray(vector, dtype=np.float32)]
+    else:
+        source = (
+            f"SELECT i.vector::vector({dim}) AS v FROM {ITEM.table} i "
+            f"WHERE i.model_version_id = %s AND i.{ITEM.fk} = %s"
+        )
+        params = [version.pk, item_id]
     with transaction.atomic(), vector_cursor() as cursor:
         cursor.execute(
-            f"SELECT DISTINCT ON (e.{SNAPSHOT.fk}) e.{SNAPSHOT.fk}, e.region "
-            f"FROM {SNAPSHOT.table} e JOIN {ITEM.table} i ON i.model_version_id = e.model_version_id "
-            f"AND i.{ITEM.fk} = %s JOIN {garments} g ON g.snapshot_id = e.{SNAPSHOT.fk} "
+            f"WITH q AS MATERIALIZED ({source}) "
+            f"SELECT DISTINCT ON (e.{SNAPSHOT.fk}) e.{SNAPSHOT.fk}, e.region FROM q, {SNAPSHOT.table} e "
+            f"JOIN {garments} g ON g.snapshot_id = e.{SNAPSHOT.fk} "
             "AND g.model_version_id = e.model_version_id AND g.region = e.region "
             f"WHERE e.model_version_id = %s AND e.{SNAPSHOT.fk} = ANY(%s) "
-            f"ORDER BY e.{SNAPSHOT.fk}, e.vector::vector({dim}) <=> i.vector::vector({dim}), e.region",
-            [item_id, version.pk, ids],
+            f"ORDER BY e.{SNAPSHOT.fk}, e.vector::vector({dim}) <=> q.v, e.region",
+            [*params, version.pk, ids],
         )
         best = {int(snapshot_id): int(region) for snapshot_id, region in cursor.fetchall()}
     found = garment_lists(snapshot_ids=list(best), model_version=version)
