@@ -29,7 +29,8 @@ from catalog.models import Item, Snapshot
 from catalog.validators import size_text
 from config.outages import database_unavailable_response, database_unreachable
 from recommender import presenters, selectors
-from recommender.uploads import DIRECTIONS, upload_recommendations
+from recommender.selectors.similarity import pieces
+from recommender.uploads import DIRECTIONS, box_clean, upload_recommendations
 
 api = NinjaAPI(
     title="Lookbook API",
@@ -95,19 +96,53 @@ class SnapshotOut(Schema):
         )
 
 
+class GarmentOut(Schema):
+    number: int = Field(
+        description="The garment's number on its look (1 = the top of the photo); search it with ?garment=."
+    )
+    group: str = Field(description="The parser's garment group (tops, trousers, shoes, ...).")
+    name: str
+    box: list[float] = Field(description="left, top, right, bottom as fractions of the photo's width and height.")
+    outline: list[list[list[float]]] = Field(description="Polygons of [x, y] fractions of the photo.")
+    confidence: float
+
+    @staticmethod
+    def of(garment: pieces.Garment) -> GarmentOut:
+        return GarmentOut(
+            number=garment.number,
+            group=garment.group,
+            name=garment.name,
+            box=list(garment.box),
+            outline=garment.outline,
+            confidence=garment.confidence,
+        )
+
+
 class ItemMatchOut(Schema):
     score: float = Field(description="Cosine similarity of the best-matching snapshot region (1 = identical).")
     item: ItemOut
+    garment: int | None = Field(default=None, description="The number of the garment this item was picked for.")
 
 
 class SnapshotMatchOut(Schema):
     score: float = Field(description="Cosine similarity of the snapshot's best-matching region.")
     snapshot: SnapshotOut
+    garment: GarmentOut | None = Field(default=None, description="The garment of the look the item matched.")
+
+
+class SnapshotDetailOut(SnapshotOut):
+    garments: list[GarmentOut] = Field(description="The garments the active model found on the photo.")
 
 
 class ItemRecommendationsOut(Schema):
+    """Items for a look: ``picks``, one item per garment in the look's order; ``results``, the top k for the
+    whole photo, or for one piece when ``garment`` is given (then ``picks`` is empty)."""
+
     model_version: int
     filters: dict[str, list[str]]
+    garments: list[GarmentOut] = Field(default_factory=list)
+    garment: int | None = Field(default=None, description="The garment searched, when one was asked for.")
+    picks: list[ItemMatchOut] = Field(default_factory=list)
     results: list[ItemMatchOut]
 
 
@@ -117,12 +152,20 @@ class SnapshotRecommendationsOut(Schema):
     results: list[SnapshotMatchOut]
 
 
-class QueryOut(Schema):
+class ItemQueryOut(ItemRecommendationsOut):
+    """An uploaded street photo: the shape of ``GET /snapshots/{id}/items``, plus the box searched, if any."""
+
     direction: str
-    model_version: int
     seconds: float
-    items: list[ItemMatchOut]
-    snapshots: list[SnapshotMatchOut]
+    box: list[float] | None = None
+    group: str | None = None
+
+
+class SnapshotQueryOut(SnapshotRecommendationsOut):
+    """An uploaded product photo: the shape of ``GET /items/{id}/snapshots``."""
+
+    direction: str
+    seconds: float
 
 
 class ItemPage(Schema):
@@ -152,6 +195,10 @@ class RecommendParams(FilterParams):
     k: int = Field(default=settings.RECOMMENDER_TOP_K, ge=1, le=settings.RECOMMENDER_MAX_K)
 
 
+class LookParams(RecommendParams):
+    garment: int | None = Field(default=None, ge=1, le=100, description="Search only this garment of the look.")
+
+
 class PageParams(FilterParams):
     page: int = Field(default=1, ge=1)
     # None: CATALOG_PAGE_SIZE, read per request (a default taken at import would keep a test's override)
@@ -170,6 +217,11 @@ def _error(request: HttpRequest, status: int, message: str, detail: object | Non
 @api.exception_handler(Http404)
 def _not_found(request, exc):
     return _error(request, 404, str(exc) or "Not found.")
+
+
+@api.exception_handler(pieces.GarmentNotFound)
+def _garment_not_found(request, exc):
+    return _error(request, 404, "This look has no such garment.", str(exc))
 
 
 @api.exception_handler(NinjaValidationError)
@@ -261,37 +313,99 @@ def items(request, params: Query[PageParams]):
 # --- recommendations ---------------------------------------------------------------------------
 
 
+def _item_matches(matches, garment: int | None = None) -> list[ItemMatchOut]:
+    return [ItemMatchOut(score=m.score, item=ItemOut.of(m.item), garment=garment) for m in matches]
+
+
+def _snapshot_matches(matches, garments: dict) -> list[SnapshotMatchOut]:
+    return [
+        SnapshotMatchOut(
+            score=m.score,
+            snapshot=SnapshotOut.of(m.snapshot),
+            garment=GarmentOut.of(garments[m.snapshot.pk]) if m.snapshot.pk in garments else None,
+        )
+        for m in matches
+    ]
+
+
+def _picks(picks) -> list[ItemMatchOut]:
+    return [ItemMatchOut(score=p.match.score, item=ItemOut.of(p.match.item), garment=p.garment.number) for p in picks]
+
+
+@api.get("/snapshots/{snapshot_id}", response={200: SnapshotDetailOut, **ERRORS}, tags=["browse"])
+def snapshot(request, snapshot_id: int):
+    """A published snapshot with the garments the active model found on it (none before it is analysed)."""
+    found = selectors.snapshot_get(snapshot_id=snapshot_id, details=False)
+    version = selectors.model_version_active()
+    garments = pieces.garment_list(snapshot_id=snapshot_id, model_version=version) if version else []
+    return SnapshotDetailOut(**SnapshotOut.of(found).dict(), garments=[GarmentOut.of(g) for g in garments])
+
+
 @api.get("/snapshots/{snapshot_id}/items", response={200: ItemRecommendationsOut, **ERRORS}, tags=["recommend"])
-def snapshot_items(request, snapshot_id: int, params: Query[RecommendParams]):
-    """The k items that best match a snapshot (an item scores by the snapshot's best region)."""
+def snapshot_items(request, snapshot_id: int, params: Query[LookParams]):
+    """Items for a snapshot: one pick per garment of the look (``picks``) and the whole photo's top k
+    (``results``); with ``garment``, the k items nearest that one piece (404 when the look has no such garment)."""
     selectors.snapshot_get(snapshot_id=snapshot_id, details=False)
     filters = params.resolve()
     version = selectors.model_version_active()
+    if params.garment is not None:
+        garment, matches = pieces.item_list_for_garment(
+            snapshot_id=snapshot_id, garment_number=params.garment, k=params.k, filters=filters, model_version=version
+        )
+        return ItemRecommendationsOut(
+            model_version=version.pk,
+            filters=filters.slugs,
+            garments=[GarmentOut.of(garment)],
+            garment=garment.number,
+            results=_item_matches(matches, garment.number),
+        )
     matches = selectors.item_list_for_snapshot(
         snapshot_id=snapshot_id, k=params.k, filters=filters, model_version=version
     )
+    garments, picks = pieces.look_picks(snapshot_id=snapshot_id, filters=filters, model_version=version)
     return ItemRecommendationsOut(
         model_version=version.pk,
         filters=filters.slugs,
-        results=[ItemMatchOut(score=m.score, item=ItemOut.of(m.item)) for m in matches],
+        garments=[GarmentOut.of(g) for g in garments],
+        picks=_picks(picks),
+        results=_item_matches(matches),
     )
 
 
 @api.get("/items/{item_id}/snapshots", response={200: SnapshotRecommendationsOut, **ERRORS}, tags=["recommend"])
 def item_snapshots(request, item_id: int, params: Query[RecommendParams]):
-    """The k published snapshots wearing something like the item (ranked by best region)."""
+    """The k published snapshots wearing something like the item (ranked by best region), each with the
+    garment of the look it matched."""
     selectors.item_get(item_id=item_id, details=False)
     filters = params.resolve()
     version = selectors.model_version_active()
     matches = selectors.snapshot_list_for_item(item_id=item_id, k=params.k, filters=filters, model_version=version)
+    garments = pieces.matched_garments(item_id=item_id, matches=matches, model_version=version)
     return SnapshotRecommendationsOut(
-        model_version=version.pk,
-        filters=filters.slugs,
-        results=[SnapshotMatchOut(score=m.score, snapshot=SnapshotOut.of(m.snapshot)) for m in matches],
+        model_version=version.pk, filters=filters.slugs, results=_snapshot_matches(matches, garments)
     )
 
 
-@api.post("/query", response={200: QueryOut, 400: ErrorOut, 413: ErrorOut, **ERRORS}, tags=["recommend"])
+def _box(text: str | None) -> list[float] | None:
+    """``l,t,r,b`` -> four numbers (checked later by the upload service); ``ValueError`` when not numbers."""
+    if text is None or not text.strip():
+        return None
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise ValueError("box is four comma-separated numbers: left,top,right,bottom (fractions of the photo).")
+    try:
+        return [float(part) for part in parts]
+    except ValueError:
+        raise ValueError(
+            "box is four comma-separated numbers: left,top,right,bottom (fractions of the photo)."
+        ) from None
+
+
+@api.post(
+    "/query",
+    response={200: ItemQueryOut | SnapshotQueryOut, 400: ErrorOut, 413: ErrorOut, **ERRORS},
+    tags=["recommend"],
+)
 def query(
     request,
     image: File[UploadedFile],
@@ -300,11 +414,15 @@ def query(
     style: Form[list[str]] = None,
     category: Form[list[str]] = None,
     brand: Form[list[str]] = None,
+    box: Form[str] = None,
+    group: Form[str] = None,
 ):
-    """Recommendations for an uploaded photo (multipart: ``image``, ``direction``).
+    """Recommendations for an uploaded photo (multipart: ``image``, ``direction``); the photo is not stored.
 
-    ``direction``: ``snapshot_to_items`` (a street photo -> items) or ``item_to_snapshots``
-    (a product photo -> snapshots). The photo is not stored.
+    ``direction``: ``snapshot_to_items`` (a street photo -> items: the answer of ``GET /snapshots/{id}/items``,
+    its garments and one pick per garment) or ``item_to_snapshots`` (a product photo -> snapshots, each with
+    the garment it matched). ``box`` (``left,top,right,bottom`` fractions of the photo; street photos only)
+    searches only that piece, among ``group``'s categories when given (a detected garment's group), else any.
     """
     if direction not in DIRECTIONS:
         return Status(422, ErrorOut(message=f"direction must be one of {', '.join(DIRECTIONS)}.", detail=direction))
@@ -314,15 +432,40 @@ def query(
         limit = size_text(settings.CATALOG_MAX_UPLOAD_BYTES)
         return Status(413, ErrorOut(message=f"The image is {size_text(image.size)}; the limit is {limit}."))
     filters = selectors.filters_resolve(styles=style, categories=category, brands=brand)
+    group = group.strip() or None if group is not None else None
     try:
-        result = upload_recommendations(file=image, direction=direction, filters=filters, k=k, name=image.name)
+        parsed_box = _box(box)
+        if parsed_box is not None:
+            box_clean(parsed_box)
+        if group is not None and group not in pieces.GARMENT_NAMES:
+            raise ValueError(f"group must be one of {', '.join(pieces.GARMENT_NAMES)}.")
+    except ValueError as exc:
+        return Status(422, ErrorOut(message=str(exc), detail={"box": (box or "")[:100], "group": (group or "")[:40]}))
+    try:
+        result = upload_recommendations(
+            file=image, direction=direction, filters=filters, k=k, name=image.name, box=parsed_box, group=group
+        )
     except DjangoValidationError as exc:
         status = 413 if getattr(exc, "code", None) == "too_large" else 400
         return Status(status, ErrorOut(message=" ".join(exc.messages)))
-    return QueryOut(
+    except ValueError as exc:
+        return Status(422, ErrorOut(message=str(exc)))
+    if direction == "item_to_snapshots":
+        return SnapshotQueryOut(
+            direction=direction,
+            seconds=round(result.seconds, 4),
+            model_version=result.model_version_id,
+            filters=filters.slugs,
+            results=_snapshot_matches(result.snapshots, result.matched),
+        )
+    return ItemQueryOut(
         direction=direction,
-        model_version=result.model_version_id,
         seconds=round(result.seconds, 4),
-        items=[ItemMatchOut(score=m.score, item=ItemOut.of(m.item)) for m in result.items],
-        snapshots=[SnapshotMatchOut(score=m.score, snapshot=SnapshotOut.of(m.snapshot)) for m in result.snapshots],
+        model_version=result.model_version_id,
+        filters=filters.slugs,
+        garments=[GarmentOut.of(g) for g in result.garments],
+        picks=_picks(result.picks),
+        results=_item_matches(result.items),
+        box=list(result.box) if result.box else None,
+        group=result.group,
     )

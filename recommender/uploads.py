@@ -38,6 +38,7 @@ from recommender.selectors.similarity.pieces import (
     GarmentPick,
     item_list_for_garment,
     look_picks,
+    matched_garments,
 )
 from recommender.wire import garments_decode, vectors_decode
 
@@ -88,6 +89,7 @@ class UploadResult:
     picks: list[GarmentPick] = field(default_factory=list)
     box: tuple[float, float, float, float] | None = None
     group: str | None = None
+    matched: dict[int, Garment] = field(default_factory=dict)  # product photo: the garment each look matched
 
 
 @dataclass(frozen=True)
@@ -336,6 +338,7 @@ def upload_recommendations(
     snapshots: list[SnapshotMatch] = []
     garments: list[Garment] = []
     picks: list[GarmentPick] = []
+    matched: dict[int, Garment] = {}
     if box is not None:
         _, items = item_list_for_garment(vector=vectors[0], group=group, k=k, filters=filters, model_version=version)
     elif direction == "snapshot_to_items":
@@ -346,6 +349,7 @@ def upload_recommendations(
             )
     else:
         snapshots = snapshot_list_for_item(vectors=vectors, k=k, filters=filters, model_version=version)
+        matched = matched_garments(vector=vectors[0], matches=snapshots, model_version=version)
     return UploadResult(
         direction=direction,
         image=image,
@@ -357,4 +361,5 @@ def upload_recommendations(
         picks=picks,
         box=box,
         group=group,
+        matched=matched,
     )

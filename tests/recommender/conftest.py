@@ -162,3 +162,77 @@ def _forget_seen_query_workers(monkeypatch):
     from recommender import uploads
 
     monkeypatch.setattr(uploads, "_worker_seen_at", 0.0)
+
+
+# --- a look with garments (shop the look) ---------------------------------------------------------
+
+# region -> (group, box): a top, trousers below it, shoes at the bottom, stored out of order
+LOOK_GARMENTS = {
+    3: ("shoes", (0.3, 0.85, 0.7, 0.98)),
+    1: ("tops", (0.2, 0.1, 0.8, 0.45)),
+    2: ("trousers", (0.25, 0.45, 0.75, 0.85)),
+}
+
+
+def garment_outline(box):
+    left, top, right, bottom = box
+    return [[[left, top], [right, top], [right, bottom], [left, bottom]]]
+
+
+def store_garments(version, snapshot, garments=LOOK_GARMENTS):
+    """``garments``: region -> (group, box) stored as the version's garments of ``snapshot``."""
+    from catalog.models import SnapshotGarment
+
+    SnapshotGarment.objects.bulk_create(
+        [
+            SnapshotGarment(
+                snapshot=snapshot,
+                model_version=version,
+                region=region,
+                group=group,
+                box=list(box),
+                outline=garment_outline(box),
+                confidence=0.9,
+                area=(box[2] - box[0]) * (box[3] - box[1]),
+            )
+            for region, (group, box) in garments.items()
+        ]
+    )
+
+
+def garment_records(garments=LOOK_GARMENTS):
+    """The same garments as the query worker sends them for an upload."""
+    return [
+        {"group": g, "box": list(b), "outline": garment_outline(b), "confidence": 0.9, "area": 0.1, "region": r}
+        for r, (g, b) in garments.items()
+    ]
+
+
+def three_garment_look(catalog_rows, rng):
+    """An active 8-d, 4-row version; 12 items each of tops (t-shirt), trousers (pants) and shoes (sneakers),
+    a third of them by one brand; a look with three garments (:data:`LOOK_GARMENTS`)."""
+    from catalog.services.taxonomy import category_get_or_create
+    from tests import factories as f
+
+    version = catalog_rows.version(dim=8, max_regions=4)
+    acme = f.make_brand("Acme")
+    kinds = {"tops": "t-shirt", "trousers": "pants", "shoes": "sneakers"}
+    items, vectors = {}, {}
+    for group, label in kinds.items():
+        category = category_get_or_create(path=label)
+        items[group] = catalog_rows.items(8, category=category) + catalog_rows.items(4, category=category, brand=acme)
+        for item in items[group]:
+            vectors[item.pk] = unit(rng.normal(size=8))
+    catalog_rows.item_vectors(version, [(item, vectors[item.pk]) for group in items for item in items[group]])
+    snapshot = catalog_rows.snapshots(1)[0]
+    regions = [unit(v) for v in rng.normal(size=(4, 8))]
+    catalog_rows.snapshot_vectors(version, snapshot, regions)
+    store_garments(version, snapshot)
+    return {
+        "version": version,
+        "items": items,
+        "vectors": vectors,
+        "snapshot": snapshot,
+        "regions": regions,
+        "acme": acme,
+    }

@@ -213,3 +213,64 @@ def test_upload_query_without_a_worker_is_a_503(client, reco_catalog, celery_app
 
     assert response.status_code == 503
     assert "try again" in response.json()["message"].lower()
+
+
+@pytest.fixture
+def api_look(catalog_rows, rng):
+    """The look of tests/recommender/test_pieces.py: three garments over tops, trousers and shoes items."""
+    from tests.recommender.conftest import three_garment_look
+
+    return three_garment_look(catalog_rows, rng)
+
+
+def test_garments_picks_and_one_piece_through_the_api(client, api_look):
+    from recommender.selectors.similarity.pieces import item_list_for_garment, look_picks
+
+    snapshot = api_look["snapshot"]
+    detail = client.get(f"/api/snapshots/{snapshot.pk}").json()
+    assert [(g["number"], g["group"], g["name"]) for g in detail["garments"]] == [
+        (1, "tops", "Top"),
+        (2, "trousers", "Trousers"),
+        (3, "shoes", "Shoes"),
+    ]
+    assert detail["garments"][0]["box"] == [0.2, 0.1, 0.8, 0.45] and detail["garments"][0]["outline"]
+
+    body = client.get(f"/api/snapshots/{snapshot.pk}/items").json()
+    _, picks = look_picks(snapshot_id=snapshot.pk)
+    assert [(p["garment"], p["item"]["id"]) for p in body["picks"]] == [
+        (p.garment.number, p.match.item.pk) for p in picks
+    ]
+    assert len(body["garments"]) == 3 and body["garment"] is None and len(body["results"]) == 6
+
+    piece = client.get(f"/api/snapshots/{snapshot.pk}/items", {"garment": 2, "k": 4}).json()
+    _, expected = item_list_for_garment(snapshot_id=snapshot.pk, garment_number=2, k=4)
+    assert piece["garment"] == 2 and piece["picks"] == [] and [g["number"] for g in piece["garments"]] == [2]
+    assert [r["item"]["id"] for r in piece["results"]] == [m.item.pk for m in expected]
+    assert {r["garment"] for r in piece["results"]} == {2}
+
+    shoe = api_look["items"]["shoes"][0]
+    looks = client.get(f"/api/items/{shoe.pk}/snapshots").json()["results"]
+    matched = next(r for r in looks if r["snapshot"]["id"] == snapshot.pk)
+    assert matched["garment"]["group"] in {"tops", "trousers", "shoes"}
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [({"garment": 4}, 404), ({"garment": 0}, 422), ({"garment": "abc"}, 422), ({"garment": "1\x00"}, 400)],
+)
+def test_a_garment_the_look_does_not_have_is_a_clear_4xx(client, api_look, params, status):
+    response = client.get(f"/api/snapshots/{api_look['snapshot'].pk}/items", params)
+    assert response.status_code == status, response.content
+    assert response.json()["message"]
+
+
+def test_another_looks_garment_number_is_a_404_and_a_look_without_garments_answers_the_whole_photo(
+    client, api_look, catalog_rows
+):
+    bare = catalog_rows.snapshots(1)[0]
+    catalog_rows.snapshot_vectors(api_look["version"], bare, api_look["regions"][:1])
+    assert client.get(f"/api/snapshots/{bare.pk}/items", {"garment": 1}).status_code == 404
+    body = client.get(f"/api/snapshots/{bare.pk}/items").json()
+    assert body["garments"] == [] and body["picks"] == [] and len(body["results"]) == 6
+    assert client.get(f"/api/snapshots/{bare.pk}").json()["garments"] == []
+    assert client.get("/api/snapshots/999999").status_code == 404

@@ -17,74 +17,14 @@ from recommender.selectors.similarity.pieces import (
     matched_garments,
 )
 from tests import factories as f
-from tests.recommender.conftest import unit
+from tests.recommender.conftest import garment_records, store_garments, three_garment_look
 
 pytestmark = pytest.mark.django_db
-
-# region -> (group, box): a top, trousers below it, shoes at the bottom, stored out of order
-GARMENTS = {
-    3: ("shoes", (0.3, 0.85, 0.7, 0.98)),
-    1: ("tops", (0.2, 0.1, 0.8, 0.45)),
-    2: ("trousers", (0.25, 0.45, 0.75, 0.85)),
-}
-
-
-def _outline(box):
-    left, top, right, bottom = box
-    return [[[left, top], [right, top], [right, bottom], [left, bottom]]]
-
-
-def _store_garments(version, snapshot, garments=GARMENTS):
-    SnapshotGarment.objects.bulk_create(
-        [
-            SnapshotGarment(
-                snapshot=snapshot,
-                model_version=version,
-                region=region,
-                group=group,
-                box=list(box),
-                outline=_outline(box),
-                confidence=0.9,
-                area=(box[2] - box[0]) * (box[3] - box[1]),
-            )
-            for region, (group, box) in garments.items()
-        ]
-    )
-
-
-def _records(garments=GARMENTS):
-    return [
-        {"group": g, "box": list(b), "outline": _outline(b), "confidence": 0.9, "area": 0.1, "region": r}
-        for r, (g, b) in garments.items()
-    ]
 
 
 @pytest.fixture
 def look(catalog_rows, rng):
-    """An active 8-d, 4-row version; 12 items each of tops (t-shirt), trousers (pants) and shoes (sneakers),
-    a third of them by one brand; a look with three garments."""
-    version = catalog_rows.version(dim=8, max_regions=4)
-    acme = f.make_brand("Acme")
-    kinds = {"tops": "t-shirt", "trousers": "pants", "shoes": "sneakers"}
-    items, vectors = {}, {}
-    for group, label in kinds.items():
-        category = category_get_or_create(path=label)
-        items[group] = catalog_rows.items(8, category=category) + catalog_rows.items(4, category=category, brand=acme)
-        for item in items[group]:
-            vectors[item.pk] = unit(rng.normal(size=8))
-    catalog_rows.item_vectors(version, [(item, vectors[item.pk]) for group in items for item in items[group]])
-    snapshot = catalog_rows.snapshots(1)[0]
-    regions = [unit(v) for v in rng.normal(size=(4, 8))]
-    catalog_rows.snapshot_vectors(version, snapshot, regions)
-    _store_garments(version, snapshot)
-    return {
-        "version": version,
-        "items": items,
-        "vectors": vectors,
-        "snapshot": snapshot,
-        "regions": regions,
-        "acme": acme,
-    }
+    return three_garment_look(catalog_rows, rng)
 
 
 def _brute(query, candidates, vectors, k=1, exclude=()):
@@ -104,7 +44,7 @@ def test_one_pick_per_garment_in_the_looks_order_each_the_nearest_item_of_its_ki
         score = float(np.dot(look["regions"][pick.garment.region], look["vectors"][pick.match.item.pk]))
         assert pick.match.score == pytest.approx(score, abs=1e-5)
     # an upload's vectors and garment records give the same picks
-    _, uploaded = look_picks(vectors=look["regions"], garments=_records())
+    _, uploaded = look_picks(vectors=look["regions"], garments=garment_records())
     assert [p.match.item.pk for p in uploaded] == [p.match.item.pk for p in picks]
 
 
@@ -116,7 +56,7 @@ def test_two_garments_of_one_kind_never_share_an_item_and_the_larger_chooses_fir
     SnapshotEmbedding.objects.filter(snapshot=snapshot, model_version=version, region=2).update(
         vector=look["regions"][1]
     )
-    _store_garments(version, snapshot, {1: ("tops", (0.1, 0.1, 0.9, 0.5)), 2: ("tops", (0.4, 0.6, 0.5, 0.7))})
+    store_garments(version, snapshot, {1: ("tops", (0.1, 0.1, 0.9, 0.5)), 2: ("tops", (0.4, 0.6, 0.5, 0.7))})
     _, picks = look_picks(snapshot_id=snapshot.pk)
     by_box = {p.garment.box: p.match.item.pk for p in picks}
     assert by_box[(0.1, 0.1, 0.9, 0.5)] == best_top
