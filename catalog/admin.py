@@ -9,17 +9,22 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Count
-from django.utils.html import format_html
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from catalog.forms import ItemAdminForm, PostItemInlineForm, SnapshotAdminForm
-from catalog.models import Brand, Category, Item, PostItem, Snapshot, Style, Tag
+from catalog.models import Brand, Category, Item, PostItem, Snapshot, SnapshotGarment, Style, Tag
 from catalog.selectors import category_ids_with_descendants
 from catalog.services.embedding_queue import embeddings_requeue
+from catalog.services.garments import post_item_from_garment, snapshot_tags_accept, snapshot_tags_suggested
 from catalog.services.items import item_create, item_update
 from catalog.services.posts import post_create, post_update
+from catalog.taxonomy import GROUP_NAMES
 
 IMAGE_FACTS = ("preview", "width", "height", "content_hash", "source_key")
 EMBEDDING_FACTS = ("embedding_status", "embedding_error", "embedded_at", "created_at", "updated_at")
@@ -168,10 +173,133 @@ class SnapshotAdmin(ImageRecordAdminMixin, admin.ModelAdmin):
     autocomplete_fields = ["styles", "tags", "brands"]
     requeue_as = "snapshots"
 
+    readonly_fields = [*ImageRecordAdminMixin.readonly_fields, "garments"]
+
     def get_fieldsets(self, request, obj=None):
         post = ("Post", {"fields": ["image", "title", "styles", "tags", "brands", "source_url", "is_published"]})
         person = ("Person", {"fields": ["person_name", "person_age", "person_occupation"]})
-        return self._fieldsets(obj, post, person)
+        fieldsets = self._fieldsets(obj, post, person)
+        if obj is not None:
+            fieldsets.insert(2, ("Garments found by the active model", {"fields": ["garments"]}))
+        return fieldsets
+
+    # -- garments: shown on the saved snapshot; an item from one in one click; suggested tags --------
+    @staticmethod
+    def _garments(obj) -> list[SnapshotGarment]:
+        found = SnapshotGarment.objects.filter(snapshot=obj, model_version__status="active")
+        return sorted(found, key=lambda g: ((g.box[1] + g.box[3]) / 2, g.region))  # the look's order, top first
+
+    @admin.display(description="Garments")
+    def garments(self, obj) -> str:
+        found = self._garments(obj) if obj and obj.pk else []
+        if not found:
+            return "None yet: the garments appear once the active model has analysed the photo."
+        make = reverse("admin:catalog_snapshot_garment_item", args=[obj.pk])
+        picture = obj.thumbnail or obj.image
+        outlines = format_html_join(
+            "",
+            '<polygon points="{}" fill="none" stroke="#e4007c" stroke-width="4" vector-effect="non-scaling-stroke">'
+            "<title>{}</title></polygon>",
+            (
+                (" ".join(f"{x * 1000:.1f},{y * 1000:.1f}" for x, y in polygon), GROUP_NAMES.get(g.group, g.group))
+                for g in found
+                for polygon in g.outline
+            ),
+        )
+        # SVG attributes, not style: the admin's Content-Security-Policy allows no inline style.
+        drawing = format_html(
+            '<svg class="admin-garments" viewBox="0 0 1000 1000" preserveAspectRatio="none" width="240" '
+            'height="{}" role="img" aria-label="The photo with its garments outlined">'
+            '<image href="{}" x="0" y="0" width="1000" height="1000" preserveAspectRatio="none"/>{}</svg>',
+            round(240 * obj.height / obj.width) if obj.width else 320,
+            picture.url,
+            outlines,
+        )
+        rows = format_html_join(
+            "",
+            "<li>{} ({}% sure, {}% of the photo) "
+            '<button type="submit" class="button" formaction="{}" formmethod="post" name="garment" value="{}">'
+            "Make an item of it</button></li>",
+            (
+                (GROUP_NAMES.get(g.group, g.group), round(g.confidence * 100), round(g.area * 100, 1), make, g.pk)
+                for g in found
+            ),
+        )
+        suggested = snapshot_tags_suggested(snapshot=obj, garments=found)
+        tags = ""
+        if suggested:
+            tags = format_html(
+                '<p>Suggested tags: {} <button type="submit" class="button" formaction="{}" formmethod="post" '
+                'name="tags" value="{}">Accept suggested tags</button></p>',
+                ", ".join(suggested),
+                reverse("admin:catalog_snapshot_garment_tags", args=[obj.pk]),
+                ",".join(suggested),
+            )
+        return format_html("{}<ul>{}</ul>{}", drawing, rows, tags)
+
+    def get_urls(self):
+        own = [
+            path(
+                "<path:object_id>/garments/item/",
+                self.admin_site.admin_view(self.garment_item_view),
+                name="catalog_snapshot_garment_item",
+            ),
+            path(
+                "<path:object_id>/garments/tags/",
+                self.admin_site.admin_view(self.garment_tags_view),
+                name="catalog_snapshot_garment_tags",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def _garment_action(self, request, object_id):
+        """The snapshot of a garment action (POST only, staff who may change it), or the response to send."""
+        if request.method != "POST":
+            return None, HttpResponseNotAllowed(["POST"])
+        try:
+            snapshot = get_object_or_404(Snapshot, pk=int(object_id))
+        except ValueError:
+            return None, HttpResponseRedirect(reverse("admin:catalog_snapshot_changelist"))
+        if not self.has_change_permission(request, snapshot):
+            raise PermissionDenied
+        return snapshot, None
+
+    def garment_item_view(self, request, object_id):
+        snapshot, response = self._garment_action(request, object_id)
+        if response is not None:
+            return response
+        back = HttpResponseRedirect(reverse("admin:catalog_snapshot_change", args=[snapshot.pk]))
+        value = request.POST.get("garment", "")
+        garment = SnapshotGarment.objects.filter(snapshot=snapshot, pk=int(value)).first() if value.isdigit() else None
+        if garment is None:
+            self.message_user(request, "That garment is not on this snapshot (any more).", messages.ERROR)
+            return back
+        try:
+            item = post_item_from_garment(snapshot=snapshot, garment=garment)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return back
+        self.message_user(
+            request,
+            format_html(
+                'Item <a href="{}">{}</a> is linked to this post (category: {}); its embedding is queued.',
+                reverse("admin:catalog_item_change", args=[item.pk]),
+                item.name,
+                item.category or "none",
+            ),
+            messages.SUCCESS,
+        )
+        return back
+
+    def garment_tags_view(self, request, object_id):
+        snapshot, response = self._garment_action(request, object_id)
+        if response is not None:
+            return response
+        suggested = set(snapshot_tags_suggested(snapshot=snapshot, garments=self._garments(snapshot)))
+        names = [name for name in request.POST.get("tags", "").split(",") if name in suggested]
+        added = snapshot_tags_accept(snapshot=snapshot, names=names)
+        self.message_user(request, f"Added {len(added)} tags: {', '.join(t.name for t in added) or 'none'}.")
+        return HttpResponseRedirect(reverse("admin:catalog_snapshot_change", args=[snapshot.pk]))
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(item_total=Count("post_items", distinct=True))

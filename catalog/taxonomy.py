@@ -274,3 +274,24 @@ def canonical_split(name_or_path: str) -> tuple[str | None, tuple[str, ...]]:
 def chain_of(path: str) -> tuple[Node, ...]:
     """The nodes from the top level down to the canonical ``path`` (KeyError when it is not canonical)."""
     return CHAINS[path]
+
+
+# What a shopper reads for each garment group (the keys of GROUP_CATEGORIES).
+GROUP_NAMES: dict[str, str] = {
+    "tops": "Top",
+    "knitwear": "Knitwear",
+    "outerwear": "Coat or jacket",
+    "dress": "Dress",
+    "skirt": "Skirt",
+    "trousers": "Trousers",
+    "jeans": "Jeans",
+    "shorts": "Shorts",
+    "legwear": "Tights or socks",
+    "shoes": "Shoes",
+    "boots": "Boots",
+    "bag": "Bag",
+    "hat": "Hat",
+    "scarf": "Scarf",
+    "belt": "Belt",
+    "accessories": "Accessory",
+}

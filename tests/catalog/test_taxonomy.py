@@ -76,7 +76,7 @@ def test_explicit_aliases_point_at_nodes_and_do_not_shadow_a_node_name_or_path()
 def test_every_garment_group_has_categories_and_its_ccp_labels_land_inside_them():
     from ml.garments import GROUP_LABELS
 
-    assert set(taxonomy.GROUP_CATEGORIES) == set(GROUP_LABELS)
+    assert set(taxonomy.GROUP_CATEGORIES) == set(GROUP_LABELS) == set(taxonomy.GROUP_NAMES)
     for group, labels in GROUP_LABELS.items():
         slugs = taxonomy.GROUP_CATEGORIES[group]
         assert slugs and all(slug in taxonomy.SLUG_PATHS for slug in slugs), group

@@ -19,6 +19,7 @@ from django.db import transaction
 from catalog.embedding_targets import ITEM, SNAPSHOT
 from catalog.models import SnapshotGarment
 from catalog.selectors import category_ids_for_group
+from catalog.taxonomy import GROUP_NAMES
 from recommender.models import ModelVersion
 from recommender.selectors.filters import Filters
 from recommender.selectors.similarity import (
@@ -34,25 +35,7 @@ from recommender.selectors.similarity.execution import vector_cursor
 from recommender.selectors.similarity.rows import rows_complete
 from recommender.selectors.similarity.types import Query, query_vectors_array
 
-# What a shopper reads for each garment group (ml.garments.GROUPS, background left out).
-GARMENT_NAMES: dict[str, str] = {
-    "tops": "Top",
-    "knitwear": "Knitwear",
-    "outerwear": "Coat or jacket",
-    "dress": "Dress",
-    "skirt": "Skirt",
-    "trousers": "Trousers",
-    "jeans": "Jeans",
-    "shorts": "Shorts",
-    "legwear": "Tights or socks",
-    "shoes": "Shoes",
-    "boots": "Boots",
-    "bag": "Bag",
-    "hat": "Hat",
-    "scarf": "Scarf",
-    "belt": "Belt",
-    "accessories": "Accessory",
-}
+GARMENT_NAMES = GROUP_NAMES  # what a shopper reads for each garment group (catalog.taxonomy)
 
 
 class GarmentNotFound(LookupError):
