@@ -63,8 +63,9 @@ class Context:
             return False
 
     def serving_model(self) -> tuple[str, Path]:
-        """The model the scratch catalog serves: the trained ArcFace one if there is one, else off-the-shelf."""
-        for name in ("trained, ArcFace", "off-the-shelf"):
+        """The model the scratch catalog serves: the shipped one (what a fresh install serves), else the trained
+        ArcFace one if there is one, else off-the-shelf."""
+        for name in ("shipped (garments)", "trained, ArcFace", "off-the-shelf"):
             if name in self.models:
                 return name, self.models[name]
         raise RuntimeError("no model artifact is available (neither trained nor off-the-shelf)")

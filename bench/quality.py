@@ -40,6 +40,7 @@ VARIANTS = [
 # Issue 4's quality bar for the trained model (CCP-Posts val).
 TARGETS = {"s2i_map21_seed": 55.0, "s2i_r6": 80.0, "i2s_r1": 25.0}
 OFF_THE_SHELF = "off-the-shelf"
+SHIPPED = "shipped (garments)"
 TRAINED = ("trained, ArcFace", "trained, triplet")
 
 
@@ -68,6 +69,12 @@ def prepare_models(ctx: Context, *, arcface: Path | None, triplet: Path | None) 
     artifact.create_pretrained(out, backbone=ctx.backbone, cache_dir=ctx.weights_cache)
     ctx.log(f"off-the-shelf artifact built in {time.monotonic() - started:.0f}s")
     ctx.models[OFF_THE_SHELF] = out
+    shipped = ctx.work_dir / "artifacts" / "shipped"
+    try:  # what a fresh install serves: the trained model in the repository (garment parser included)
+        artifact.create_shipped(shipped, cache_dir=ctx.weights_cache)
+        ctx.models[SHIPPED] = shipped
+    except Exception as exc:  # noqa: BLE001 - reported; the other rows go on
+        ctx.report.not_produced(f"quality row '{SHIPPED}'", f"the shipped model could not be unpacked: {exc}")
     for name, path, loss in ((TRAINED[0], arcface, "arcface"), (TRAINED[1], triplet, "triplet")):
         path = path or ctx.trained_dir / f"{loss}-{_short(ctx.backbone)}"
         how = f"train it with `python -m ml train --ccp {ctx.ccp} --loss {loss} --out {path}` (or pass `--{loss} PATH`)"

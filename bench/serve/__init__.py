@@ -10,7 +10,7 @@ activate). The web server is gunicorn on 127.0.0.1; the worker is ``celery -A wo
 from __future__ import annotations
 
 from bench.context import Context
-from bench.serve import pages, throughput, uploads
+from bench.serve import looks, pages, throughput, uploads
 from bench.serve.catalog import Catalog, build_catalog
 from bench.serve.web import start_server
 from bench.serve.worker import start_worker
@@ -21,6 +21,7 @@ __all__ = ["Catalog", "run"]
 def run(ctx: Context) -> Catalog:
     """Catalog, throughput, then the HTTP measurements (worker + gunicorn), stopped afterwards."""
     catalog = build_catalog(ctx)
+    ctx.guard("1c. Shop the look", lambda: looks.measure(ctx, catalog))
     worker = server = None
     try:
         worker, _ = start_worker(ctx)  # one worker (embedding + queries queues) for throughput and uploads
