@@ -92,6 +92,8 @@ def test_reindex_is_resumable_and_reports_progress(make_version, make_colour_pos
     assert seen[-1] == (6, 6)
     assert new.index_progress["done"] == 6 and new.index_progress["total"] == 6
     assert missing_ids(kind="snapshot", version=new) == [] and missing_ids(kind="item", version=new) == []
+    # the re-indexed version has every snapshot's garments, as the serving one does
+    assert SnapshotGarment.objects.filter(model_version=new).count() == 4
     from recommender.indexes import vector_index_names
 
     with connection.cursor() as cursor:
