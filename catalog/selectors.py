@@ -10,12 +10,8 @@ from catalog import taxonomy
 from catalog.models import Category, EmbeddingStatus, Item, PostItem, Snapshot
 
 
-def category_ids_with_descendants(root_ids: Iterable[int]) -> tuple[int, ...]:
-    """The given categories and every category below them, sorted: the one walk of the category tree
-    (the tree is small: one query)."""
-    children: dict[int | None, list[int]] = {}
-    for cid, parent_id in Category.objects.values_list("id", "parent_id"):
-        children.setdefault(parent_id, []).append(cid)
+def _descendants(children: dict[int | None, list[int]], root_ids: Iterable[int]) -> tuple[int, ...]:
+    """The given categories and every category below them, sorted: the one walk of the category tree."""
     seen: set[int] = set()
     stack = list(root_ids)
     while stack:
@@ -24,6 +20,21 @@ def category_ids_with_descendants(root_ids: Iterable[int]) -> tuple[int, ...]:
             seen.add(cid)
             stack.extend(children.get(cid, []))
     return tuple(sorted(seen))
+
+
+def _category_tree() -> tuple[dict[int | None, list[int]], dict[str, int]]:
+    """(parent id -> child ids, slug -> id) of the whole tree (it is small: one query)."""
+    children: dict[int | None, list[int]] = {}
+    by_slug: dict[str, int] = {}
+    for cid, parent_id, slug in Category.objects.values_list("id", "parent_id", "slug"):
+        children.setdefault(parent_id, []).append(cid)
+        by_slug[slug] = cid
+    return children, by_slug
+
+
+def category_ids_with_descendants(root_ids: Iterable[int]) -> tuple[int, ...]:
+    """The given categories and every category below them, sorted (one query)."""
+    return _descendants(_category_tree()[0], root_ids)
 
 
 def item_list(*, categories: Iterable[Category] | None = None, with_subcategories: bool = True) -> QuerySet[Item]:
@@ -69,7 +80,14 @@ def ccp_post_snapshots(*, split: str) -> QuerySet[Snapshot]:
 
 def category_ids_for_group(group: str) -> tuple[int, ...]:
     """The categories of a garment group (``catalog.taxonomy.GROUP_CATEGORIES``) with their subtrees, sorted;
-    () for an unknown group or when none of its categories exists yet (two queries)."""
-    slugs = taxonomy.GROUP_CATEGORIES.get(group, ())
-    root_ids = list(Category.objects.filter(slug__in=slugs).values_list("pk", flat=True)) if slugs else []
-    return category_ids_with_descendants(root_ids) if root_ids else ()
+    () for an unknown group or when none of its categories exists yet (one query)."""
+    return category_ids_by_group().get(group, ())
+
+
+def category_ids_by_group() -> dict[str, tuple[int, ...]]:
+    """:func:`category_ids_for_group` of every garment group at once (one query)."""
+    children, by_slug = _category_tree()
+    return {
+        group: _descendants(children, [by_slug[slug] for slug in slugs if slug in by_slug])
+        for group, slugs in taxonomy.GROUP_CATEGORIES.items()
+    }

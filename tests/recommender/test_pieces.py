@@ -115,3 +115,16 @@ def test_a_look_without_garments_has_no_picks_and_an_item_finds_the_garment_it_m
     assert {k: g.region for k, g in uploaded.items()} == {k: g.region for k, g in found.items()}
     with pytest.raises(ValueError):
         matched_garments(matches=matches)
+
+
+def test_a_looks_picks_cost_four_reads_and_at_most_three_statements_per_garment(look):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    look_picks(snapshot_id=look["snapshot"].pk)  # warm: the active version is read once per process
+    with CaptureQueriesContext(connection) as queries:
+        garments, picks = look_picks(snapshot_id=look["snapshot"].pk)
+    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    # the active version, the garments, their vectors, the category tree; then per garment its search:
+    # the filter count its plan depends on, the search's settings, the search
+    assert len(statements) <= 4 + 3 * len(garments), "\n".join(statements)

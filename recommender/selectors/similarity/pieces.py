@@ -18,7 +18,7 @@ from django.db import transaction
 
 from catalog.embedding_targets import ITEM, SNAPSHOT
 from catalog.models import SnapshotGarment
-from catalog.selectors import category_ids_for_group
+from catalog.selectors import category_ids_by_group, category_ids_for_group
 from catalog.taxonomy import GROUP_NAMES
 from recommender.models import ModelVersion
 from recommender.selectors.filters import Filters
@@ -128,9 +128,10 @@ def _region_vectors(snapshot_id: int, version: ModelVersion, regions: Sequence[i
     return {int(region): np.asarray(vector, dtype=np.float32) for region, vector in rows}
 
 
-def garment_filters(group: str, filters: Filters) -> Filters | None:
-    """The shopper's filters narrowed to the garment's kind; None when nothing of that kind can pass them."""
-    kinds = category_ids_for_group(group)
+def garment_filters(group: str, filters: Filters, kinds: tuple[int, ...] | None = None) -> Filters | None:
+    """The shopper's filters narrowed to the garment's kind (its group's categories, ``kinds`` when already
+    read); None when nothing of that kind can pass them."""
+    kinds = category_ids_for_group(group) if kinds is None else kinds
     if not kinds:
         return None
     allowed = tuple(sorted(set(kinds) & set(filters.category_ids))) if filters.category_ids else kinds
@@ -188,8 +189,9 @@ def look_picks(
         raise NotEmbedded()
     taken = set(int(i) for i in exclude_ids)
     chosen: dict[int, ItemMatch] = {}
+    kinds = category_ids_by_group() if found else {}
     for garment in sorted(found, key=lambda g: (-_area(g), g.number)):
-        narrowed = garment_filters(garment.group, filters)
+        narrowed = garment_filters(garment.group, filters, kinds.get(garment.group, ()))
         if narrowed is None:
             continue
         hits = _nearest_items(
