@@ -20,7 +20,7 @@ one-pick-per-garment answer (:func:`look_picks`) with today's whole-photo top k
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,7 +140,3 @@ def measure_looks(
     for name in ("piece_hit", "piece_precision", "group_agreement"):
         figures.setdefault(name, float("nan"))
     return LooksReport(measured, skipped, k, figures, time.monotonic() - started)
-
-
-def snapshots_by_source_keys(keys: Sequence[str]) -> QuerySet[Snapshot]:
-    return Snapshot.objects.filter(source_key__in=list(keys))

@@ -15,17 +15,16 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.models import Snapshot
+from catalog.selectors import ccp_post_snapshots
 from recommender.measure_looks import measure_looks
 from recommender.selectors import model_version_active
-
-SPLITS = {"train": range(1, 601), "val": range(601, 801)}
 
 
 class Command(BaseCommand):
     help = "One pick per garment vs the whole photo's top k, on posts with curated items (read-only)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--ccp-split", choices=sorted(SPLITS), help="Only the CCP-Posts posts of this split.")
+        parser.add_argument("--ccp-split", choices=["train", "val"], help="Only the CCP-Posts posts of this split.")
         parser.add_argument("--k", type=int, default=6, help="Results of the whole-photo and per-piece lists.")
 
     def handle(self, *args, ccp_split=None, k=6, **options):
@@ -34,7 +33,7 @@ class Command(BaseCommand):
             raise CommandError("No model version is active: nothing to measure with.")
         snapshots = Snapshot.objects.published()
         if ccp_split:
-            snapshots = snapshots.filter(source_key__in=[f"ccp:post:{n:04d}" for n in SPLITS[ccp_split]])
+            snapshots = ccp_post_snapshots(split=ccp_split).published()
         started = time.monotonic()
 
         def progress(done: int, total: int) -> None:

@@ -138,27 +138,28 @@ def garment_filters(group: str, filters: Filters, kinds: tuple[int, ...] | None 
     return replace(filters, category_ids=allowed) if allowed else None
 
 
-def _nearest_items(vector: np.ndarray, *, version, k, filters, exclude_ids, options) -> list:
+def _nearest_items(vectors: Sequence[np.ndarray], *, version, k, filters, exclude_ids, options) -> list:
+    """The k items nearest any of ``vectors`` (an item scores by its best one), with their rows."""
     query = Query(
         kind="item",
         model_version=version,
         k=k,
         filters=filters,
-        vectors=query_vectors_array([vector]),
+        vectors=query_vectors_array(vectors),
         exclude_ids=tuple(exclude_ids),
     )
     return rows_complete("item", _hits(query, options, hydrate=True))
 
 
 def _garments_and_vectors(*, snapshot_id, vectors, garments, version):
-    """(garments in order, {region: vector}) of a stored look or an upload."""
+    """(garments in order, {region: vector}: theirs and the whole photo's, region 0) of a stored look or an upload."""
     if snapshot_id is not None:
         found = garment_list(snapshot_id=snapshot_id, model_version=version)
-        return found, _region_vectors(snapshot_id, version, [g.region for g in found]) if found else {}
+        return found, _region_vectors(snapshot_id, version, [0, *(g.region for g in found)]) if found else {}
     if garments is None:
         return [], {}
     found = [g for g in garments_from_records(garments) if 0 < g.region < len(vectors)]
-    return found, {g.region: np.asarray(vectors[g.region], dtype=np.float32) for g in found}
+    return found, {r: np.asarray(vectors[r], dtype=np.float32) for r in (0, *(g.region for g in found))}
 
 
 def look_picks(
@@ -172,8 +173,9 @@ def look_picks(
     options: SearchOptions | None = None,
 ) -> tuple[list[Garment], list[GarmentPick]]:
     """A look's garments and one item for each (a stored snapshot by id, or an upload's ``vectors`` with
-    its ``garments`` records). Garments choose in order of size, so a small piece never takes the item a
-    large one matches best; picks come back in the look's order. A garment with no item of its kind
+    its ``garments`` records): among the garment's kind, the item nearest the garment or the whole photo
+    (the serving rule over those two rows). Garments choose in order of size, so a small piece never takes
+    the item a large one matches best; picks come back in the look's order. A garment with no item of its kind
     passing the filters has no pick. Raises :class:`NoActiveModel`, or :class:`NotEmbedded` for a stored
     snapshot without the version's vectors."""
     version = _require_active(model_version)
@@ -185,7 +187,7 @@ def look_picks(
     found, by_region = _garments_and_vectors(
         snapshot_id=snapshot_id, vectors=vectors, garments=garments, version=version
     )
-    if snapshot_id is not None and found and len(by_region) < len(found):
+    if snapshot_id is not None and found and len(by_region) < 1 + len(found):
         raise NotEmbedded()
     taken = set(int(i) for i in exclude_ids)
     chosen: dict[int, ItemMatch] = {}
@@ -194,9 +196,10 @@ def look_picks(
         narrowed = garment_filters(garment.group, filters, kinds.get(garment.group, ()))
         if narrowed is None:
             continue
-        hits = _nearest_items(
-            by_region[garment.region], version=version, k=1, filters=narrowed, exclude_ids=taken, options=options
-        )
+        # the serving rule (an item scores by its best row) over the garment's row and the whole photo's:
+        # a garment the parser cut short is still matched by the whole photo, within the garment's kind
+        queries = [by_region[garment.region], by_region[0]]
+        hits = _nearest_items(queries, version=version, k=1, filters=narrowed, exclude_ids=taken, options=options)
         if hits:
             item_id, dist, item = hits[0]
             taken.add(item_id)
@@ -250,7 +253,7 @@ def item_list_for_garment(
     narrowed = garment_filters(group, filters) if group else filters
     if narrowed is None:
         return garment, []
-    hits = _nearest_items(np.asarray(vector), version=version, k=k, filters=narrowed, exclude_ids=(), options=options)
+    hits = _nearest_items([np.asarray(vector)], version=version, k=k, filters=narrowed, exclude_ids=(), options=options)
     return garment, [ItemMatch(item=item, distance=dist) for _, dist, item in hits]
 
 
