@@ -17,16 +17,19 @@ from recommender import selectors
 from recommender.views import (
     FilterState,
     filter_state,
+    garment_choice,
     items_for_snapshot_context,
     page_size,
     snapshots_for_item_context,
 )
 
 
-def _render_tab(request: HttpRequest, template: str, *, tab: str, state: FilterState, **context) -> HttpResponse:
+def _render_tab(
+    request: HttpRequest, template: str, *, tab: str, state: FilterState, status: int = 200, **context
+) -> HttpResponse:
     """A page under one of the two tabs, with the filter bar's state and options."""
     context.update(tab=tab, filter_state=state, options=selectors.filter_options())
-    return render(request, template, context, status=state.status)
+    return render(request, template, context, status=max(state.status, status))
 
 
 def _grid(request: HttpRequest, template: str, *, tab: str, rows: Callable[..., QuerySet]) -> HttpResponse:
@@ -49,9 +52,11 @@ def item_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def snapshot_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A look: the photo, its metadata, the curated items, and live recommendations."""
+    """A look: the photo with its garments drawn over it, its metadata, the curated items, and live
+    recommendations ("Shop the look", or "More like this piece" for ``?garment=N``)."""
     snapshot = selectors.snapshot_get(snapshot_id=pk)
     state = filter_state(request)
+    looks = items_for_snapshot_context(snapshot_id=pk, filters=state.filters, choice=garment_choice(request))
     return _render_tab(
         request,
         "catalog/snapshot_detail.html",
@@ -59,7 +64,7 @@ def snapshot_detail(request: HttpRequest, pk: int) -> HttpResponse:
         state=state,
         snapshot=snapshot,
         curated=[link.item for link in snapshot.post_items.all()],
-        **items_for_snapshot_context(snapshot_id=pk, filters=state.filters),
+        **looks,
     )
 
 

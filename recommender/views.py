@@ -7,6 +7,7 @@ swaps the recommendation fragment in place when a filter changes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -16,6 +17,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from recommender import selectors
+from recommender.selectors.similarity.pieces import (
+    GARMENT_NAMES,
+    GarmentNotFound,
+    garment_list,
+    item_list_for_garment,
+    look_picks,
+    matched_garments,
+)
 from recommender.uploads import DIRECTIONS, upload_recommendations
 
 FILTER_KINDS = (("style", "styles"), ("category", "categories"), ("brand", "brands"))
@@ -50,17 +59,78 @@ def filter_state(request: HttpRequest) -> FilterState:
     raise AssertionError("unreachable: no filter kind is left to fail")
 
 
-def items_for_snapshot_context(*, snapshot_id: int, filters: selectors.Filters) -> dict:
-    """Template context for the "recommended items" block (matches, or a polite reason)."""
+@dataclass(frozen=True)
+class GarmentChoice:
+    """The ``?garment=N`` of a look's page: a piece number (1-based), or None for the whole look."""
+
+    number: int | None = None
+    error: str = ""
+    status: int = 200
+
+
+def garment_choice(request: HttpRequest) -> GarmentChoice:
+    """``?garment=N`` checked for its form only (a positive number of at most 3 digits; 400 otherwise);
+    whether the look has that piece is the selector's answer (404)."""
+    raw = (request.GET.get("garment") or "").strip()
+    if not raw:
+        return GarmentChoice()
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and int(raw) >= 1):
+        return GarmentChoice(error="A piece of a look is chosen by its number (1, 2, ...).", status=400)
+    return GarmentChoice(number=int(raw))
+
+
+def items_for_snapshot_context(
+    *, snapshot_id: int, filters: selectors.Filters, choice: GarmentChoice | None = None
+) -> dict:
+    """Template context for a look's recommendations: its ``garments`` (drawn over the photo) and
+
+    - a chosen garment: ``piece`` and ``matches``, the items for that piece ("More like this piece");
+    - else, a look with garments: ``picks``, one item per garment ("Shop the look");
+    - else the whole photo's ``matches``;
+
+    or ``unavailable``, a polite reason. ``garment_error`` / ``status`` when the choice is not a piece of this
+    look (the whole look is answered below the message).
+    """
+    choice = choice or GarmentChoice()
+    context: dict = {"garments": [], "picks": [], "matches": [], "piece": None, "status": choice.status}
+    if choice.error:
+        context["garment_error"] = choice.error
     try:
-        return {"matches": selectors.item_list_for_snapshot(snapshot_id=snapshot_id, filters=filters)}
+        version = selectors.model_version_active()
+        if version is None:
+            raise selectors.NoActiveModel()
+        garments = garment_list(snapshot_id=snapshot_id, model_version=version)
+        context["garments"] = garments
+        if choice.number is not None:
+            try:
+                piece, matches = item_list_for_garment(
+                    snapshot_id=snapshot_id, garment_number=choice.number, filters=filters, model_version=version
+                )
+                context.update(piece=piece, matches=matches)
+                return context
+            except GarmentNotFound:
+                context.update(garment_error=f"This look has no piece number {choice.number}.", status=404)
+        if garments:
+            _, context["picks"] = look_picks(snapshot_id=snapshot_id, filters=filters, model_version=version)
+            context["shop_the_look"] = True
+        else:
+            context["matches"] = selectors.item_list_for_snapshot(
+                snapshot_id=snapshot_id, filters=filters, model_version=version
+            )
     except selectors.RecommendationUnavailable as exc:
-        return {"matches": [], "unavailable": exc.message}
+        context["unavailable"] = exc.message
+    return context
 
 
 def snapshots_for_item_context(*, item_id: int, filters: selectors.Filters) -> dict:
+    """The looks for an item, with ``matched``: on each look, the garment the item matched by (when known)."""
     try:
-        return {"matches": selectors.snapshot_list_for_item(item_id=item_id, filters=filters)}
+        version = selectors.model_version_active()
+        if version is None:
+            raise selectors.NoActiveModel()
+        matches = selectors.snapshot_list_for_item(item_id=item_id, filters=filters, model_version=version)
+        matched = matched_garments(item_id=item_id, matches=matches, model_version=version)
+        return {"matches": matches, "matched": matched}
     except selectors.RecommendationUnavailable as exc:
         return {"matches": [], "unavailable": exc.message}
 
@@ -70,8 +140,9 @@ def snapshot_items(request: HttpRequest, pk: int) -> HttpResponse:
     """The recommended-items fragment of a snapshot page (fetched when a filter changes)."""
     selectors.snapshot_get(snapshot_id=pk, details=False)
     state = filter_state(request)
-    context = {**items_for_snapshot_context(snapshot_id=pk, filters=state.filters), "filter_state": state}
-    return render(request, "recommender/_item_matches.html", context, status=state.status)
+    looks = items_for_snapshot_context(snapshot_id=pk, filters=state.filters, choice=garment_choice(request))
+    context = {**looks, "filter_state": state}
+    return render(request, "recommender/_item_matches.html", context, status=max(state.status, looks["status"]))
 
 
 @require_GET
@@ -83,9 +154,41 @@ def item_snapshots(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "recommender/_snapshot_matches.html", context, status=state.status)
 
 
+BOX_PERCENT_FIELDS = ("box_left", "box_top", "box_right", "box_bottom")
+GROUP_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+BOX_MESSAGE = "A box is four numbers: left, top, right, bottom, as fractions of the photo."
+
+
+def box_and_group(data) -> tuple[tuple[float, ...] | None, str | None]:
+    """The piece of an upload to search: ``box=l,t,r,b`` (fractions of the photo: a detected garment the
+    shopper tapped, or the box they drew) or the four ``box_left`` .. ``box_bottom`` fields in percent (the
+    drawing form without JavaScript), and ``group``, a garment group's slug. ``ValueError`` for a malformed
+    one; whether the box lies inside the photo is ``uploads.box_clean``'s answer."""
+    raw_box = (data.get("box") or "").strip()
+    percents = [(data.get(name) or "").strip() for name in BOX_PERCENT_FIELDS]
+    group = (data.get("group") or "").strip() or None
+    if group is not None and not (GROUP_PATTERN.fullmatch(group) and group in GARMENT_NAMES):
+        raise ValueError("Unknown kind of piece: choose one of the pieces found on your photo.")
+    if raw_box:
+        parts = raw_box.split(",")
+        scale = 1.0
+    elif any(percents):
+        parts, scale = percents, 100.0
+    else:
+        return None, group
+    if len(parts) != 4 or any(len(p) > 32 for p in parts):
+        raise ValueError(BOX_MESSAGE)
+    try:
+        return tuple(float(p) / scale for p in parts), group
+    except ValueError:
+        raise ValueError(BOX_MESSAGE) from None
+
+
 @require_http_methods(["GET", "POST"])
 def query(request: HttpRequest) -> HttpResponse:
-    """An uploaded photo -> recommendations page. 400 for a bad file, 503 with "try again" when unavailable."""
+    """An uploaded photo -> recommendations page. 400 for a bad file, box or group; 503 with "try again"
+    when unavailable. A street photo answers with its garments, one pick per garment and the whole photo's
+    list; with ``box`` (and ``group``) the items for that piece only."""
     if request.method == "GET":
         return redirect("catalog:home")
     direction = request.POST.get("direction", "")
@@ -97,19 +200,39 @@ def query(request: HttpRequest) -> HttpResponse:
         return render(request, "recommender/query.html", {**context, "error": state.notice}, status=state.status)
     if direction not in DIRECTIONS:
         return render(request, "recommender/query.html", {**context, "error": "Choose what to search for."}, status=400)
+    try:
+        box, group = box_and_group(request.POST)
+    except ValueError as exc:
+        return render(request, "recommender/query.html", {**context, "error": str(exc)}, status=400)
     if upload is None:
         return render(request, "recommender/query.html", {**context, "error": "Choose a photo to upload."}, status=400)
     try:
-        result = upload_recommendations(file=upload, direction=direction, filters=state.filters, name=upload.name)
+        result = upload_recommendations(
+            file=upload, direction=direction, filters=state.filters, name=upload.name, box=box, group=group
+        )
     except ValidationError as exc:
         status = 413 if getattr(exc, "code", None) == "too_large" else 400
         return render(request, "recommender/query.html", {**context, "error": " ".join(exc.messages)}, status=status)
+    except ValueError as exc:  # a box outside the photo, too small, or an unknown group
+        return render(request, "recommender/query.html", {**context, "error": str(exc)}, status=400)
     except selectors.RecommendationUnavailable as exc:
         response = render(request, "recommender/unavailable.html", {**context, "message": exc.message}, status=503)
         response["Retry-After"] = "30"
         return response
     preview = _preview_data_uri(result.image)
-    return render(request, "recommender/query.html", {**context, "result": result, "preview": preview})
+    piece_name = (GARMENT_NAMES.get(group, "piece") if group else "your box") if box is not None else ""
+    return render(
+        request,
+        "recommender/query.html",
+        {**context, "result": result, "preview": preview, "piece_name": piece_name, "box": _percent_box(result.box)},
+    )
+
+
+def _percent_box(box) -> dict[str, float] | None:
+    if box is None:
+        return None
+    left, top, right, bottom = box
+    return {"left": left * 100, "top": top * 100, "width": (right - left) * 100, "height": (bottom - top) * 100}
 
 
 def _preview_data_uri(image) -> str:

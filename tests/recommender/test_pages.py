@@ -104,15 +104,15 @@ def test_snapshot_page_shows_metadata_curated_items_and_six_recommendations(clie
     curated_html = html.split('id="curated"', 1)[1].split("</ul>", 1)[0]
     assert ids_in(curated_html, "item") == [item.pk for item in curated]
     assert len(ids_in(recommendations_block(html), "item")) == 6
-    # snapshot + 4 prefetches, 3 filter option lists, active version, SAVEPOINT, set_config, search (which
-    # also reads the items with their brands and categories), RELEASE: 13 (the savepoint pair is the test's
-    # transaction; in production it is BEGIN/COMMIT).
-    assert len(queries) == 13, [q["sql"][:80] for q in queries]
+    # snapshot + 4 prefetches, 3 filter option lists, active version, the look's garments (none here),
+    # SAVEPOINT, set_config, search (which also reads the items with their brands and categories), RELEASE:
+    # 14 (the savepoint pair is the test's transaction; in production it is BEGIN/COMMIT).
+    assert len(queries) == 14, [q["sql"][:80] for q in queries]
 
 
 def test_snapshot_page_query_count_does_not_grow_with_results(client, reco_catalog, django_assert_num_queries):
     look = reco_catalog["looks"][1]
-    with django_assert_num_queries(15):  # the 13 above + resolving the style slug + counting the filtered rows
+    with django_assert_num_queries(16):  # the 14 above + resolving the style slug + counting the filtered rows
         response = client.get(f"/snapshots/{look.pk}/", {"style": "street", "k": 6})
     assert len(ids_in(recommendations_block(response.content.decode()), "item")) == 6
 
