@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from catalog.embedding_targets import target
 from catalog.models import Brand, Category, Style
@@ -136,15 +136,21 @@ class FilterOptions:
 
 
 def filter_options() -> FilterOptions:
-    """Every style, category (parents before their children) and brand, for the filter form."""
-    categories = list(Category.objects.select_related("parent"))
+    """Every style and brand, and the categories holding items (in them or below them; parents before their
+    children), for the filter form: the canonical tree's empty branches are left out."""
+    categories = list(Category.objects.select_related("parent").annotate(item_total=Count("items")))
     by_parent: dict[int | None, list[Category]] = {}
     for category in categories:
         by_parent.setdefault(category.parent_id, []).append(category)
     ordered: list[Category] = []
 
+    def held(category: Category) -> int:
+        return category.item_total + sum(held(child) for child in by_parent.get(category.pk, []))
+
     def walk(parent_id: int | None, depth: int) -> None:
         for category in sorted(by_parent.get(parent_id, []), key=lambda c: c.name):
+            if not held(category):
+                continue
             category.depth = depth
             ordered.append(category)
             walk(category.pk, depth + 1)
