@@ -1,7 +1,8 @@
 """The benchmark's scratch catalog: a model version of backbone "bench" with its images and vectors.
 
-Vectors are clustered like real descriptors (items around garment "types"; a look's regions
-are overlapping windows over its 3-5 garments), L2-normalised, and written by binary COPY.
+Window scheme: vectors are clustered like real descriptors (items around garment "types"; a
+look's regions are overlapping windows over its 3-5 garments), L2-normalised, and written by
+binary COPY. The garment scheme's data is described in ``recommender.benchmark.looks``.
 Every scratch row is recognisable (the version's backbone, a ``bench-<version>-`` content
 hash, a ``bench-10pct-<version>`` style), so :func:`scratch_remove` also finds what a killed
 run left behind.
@@ -10,14 +11,14 @@ run left behind.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, models, transaction
 
 from catalog.embedding_targets import ITEM, SNAPSHOT, TARGETS, EmbeddingTarget
-from catalog.models import Item, PostItem, Snapshot, Style
+from catalog.models import Item, PostItem, Snapshot, SnapshotGarment, Style
 from ml.config import ModelConfig
 from recommender.indexes import vector_index_drop
 from recommender.models import ModelVersion
@@ -28,12 +29,20 @@ COPY_CHUNK = 2000  # images whose vectors are drawn at once during the COPY
 _LETTER = {"item": "i", "snapshot": "s"}  # in a scratch image's content hash and file name
 
 
+# progress(label, done, total): called after each batch of a long fill step.
+Progress = Callable[[str, int, int], None]
+
+
 def unit(x: np.ndarray) -> np.ndarray:
     """``x`` scaled to unit length along its last axis, as float32."""
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
 
-def _hash_prefix(version_pk: int, target: EmbeddingTarget) -> str:
+def _no_progress(label: str, done: int, total: int) -> None:
+    pass
+
+
+def hash_prefix(version_pk: int, target: EmbeddingTarget) -> str:
     return f"bench-{version_pk}-{_LETTER[target.kind]}"
 
 
@@ -86,12 +95,13 @@ class ScratchCatalog:
     rng: np.random.Generator
     dim: int
     regions: int
+    progress: Progress = _no_progress
 
     def fill_items(self, count: int, centers: np.ndarray) -> tuple[list[int], np.ndarray]:
         """``count`` items, each near one cluster centre; returns their ids and clusters."""
-        stamp, prefix = self.version.pk, _hash_prefix(self.version.pk, ITEM)
+        stamp, prefix = self.version.pk, hash_prefix(self.version.pk, ITEM)
         clusters = self.rng.integers(0, len(centers), size=count)
-        ids = self._create(
+        ids = self.create(
             ITEM,
             count,
             lambda n: Item(
@@ -103,13 +113,13 @@ class ScratchCatalog:
                 embedding_status="ready",
             ),
         )
-        self._copy_vectors(ITEM, ids, lambda idx: centers[clusters[idx]], noise=0.75)
+        self.copy_vectors(ITEM, ids, lambda idx: centers[clusters[idx]], noise=0.75)
         return ids, clusters
 
     def fill_snapshots(self, count: int, centers: np.ndarray) -> list[int]:
         """``count`` published looks with ``regions`` region vectors each."""
-        stamp, prefix = self.version.pk, _hash_prefix(self.version.pk, SNAPSHOT)
-        ids = self._create(
+        stamp, prefix = self.version.pk, hash_prefix(self.version.pk, SNAPSHOT)
+        ids = self.create(
             SNAPSHOT,
             count,
             lambda n: Snapshot(
@@ -122,7 +132,7 @@ class ScratchCatalog:
                 is_published=True,
             ),
         )
-        self._copy_vectors(SNAPSHOT, ids, lambda idx: self._look_bases(centers, idx), noise=0.9)
+        self.copy_vectors(SNAPSHOT, ids, lambda idx: self._look_bases(centers, idx), noise=0.9)
         return ids
 
     def tag(self, style: Style, items: list[int], snapshots: list[int]) -> None:
@@ -135,11 +145,14 @@ class ScratchCatalog:
                 [link(**{owner_id: int(i)}, style_id=style.pk) for i in picked], batch_size=CREATE_BATCH
             )
 
-    def _create(self, target: EmbeddingTarget, count: int, make: Callable[[int], models.Model]) -> list[int]:
+    def create(self, target: EmbeddingTarget, count: int, make: Callable[[int], models.Model]) -> list[int]:
+        """``count`` catalog rows ``make(n)`` by bulk_create in batches; their ids in order."""
         ids: list[int] = []
+        label = f"{target.kind} rows"
         for start in range(0, count, CREATE_BATCH):
             rows = [make(n) for n in range(start, min(start + CREATE_BATCH, count))]
             ids.extend(row.pk for row in target.owner.objects.bulk_create(rows))
+            self.progress(label, len(ids), count)
         return ids
 
     def _look_bases(self, centers: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -156,32 +169,51 @@ class ScratchCatalog:
                 out[row, r] = (window * (self.rng.random(len(window)) + 0.2)[:, None]).sum(axis=0)
         return unit(out)
 
-    def _copy_vectors(
+    def copy_vectors(
         self, target: EmbeddingTarget, ids: list[int], bases: Callable[[np.ndarray], np.ndarray], *, noise: float
     ) -> None:
-        """Binary COPY in chunks: (fk, model_version_id[, region], vector), each vector its base plus noise."""
-        from pgvector.psycopg import register_vector
+        """Each image's vector(s): its base (items: (n, dim); snapshots: (n, regions, dim)) plus noise."""
 
-        regions = self.regions if target.regions else None
-        raw = connection.connection
-        register_vector(raw)
-        ids_arr = np.asarray(ids)
-        version_column = target.embedding._meta.get_field("model_version").column
-        columns = f"{target.fk}, {version_column}{', region' if regions else ''}, vector"
-        types = ["int8", "int8", *(["int2"] if regions else []), "vector"]
-        statement = f"COPY {target.table} ({columns}) FROM STDIN WITH (FORMAT BINARY)"
-        with raw.cursor() as cursor, cursor.copy(statement) as copy:
-            copy.set_types(types)
-            for start in range(0, len(ids), COPY_CHUNK):
-                idx = np.arange(start, min(start + COPY_CHUNK, len(ids)))
-                base = bases(idx)
-                vectors = unit(base + self.rng.normal(scale=noise / np.sqrt(self.dim), size=base.shape))
-                for row, n in enumerate(idx):
-                    if regions:
-                        for r in range(regions):
-                            copy.write_row((int(ids_arr[n]), self.version.pk, r, vectors[row, r]))
-                    else:
-                        copy.write_row((int(ids_arr[n]), self.version.pk, vectors[row]))
+        def rows(start: int, stop: int):
+            idx = np.arange(start, stop)
+            base = bases(idx)
+            vectors = unit(base + self.rng.normal(scale=noise / np.sqrt(self.dim), size=base.shape))
+            for row, n in enumerate(idx):
+                yield int(ids[n]), vectors[row] if target.regions else [vectors[row]]
+
+        vector_copy(target, self.version, rows, len(ids), progress=self.progress, label=f"{target.kind} vectors")
+
+
+def vector_copy(
+    target: EmbeddingTarget,
+    version: ModelVersion,
+    rows: Callable[[int, int], Iterable[tuple[int, Sequence[np.ndarray]]]],
+    total: int,
+    *,
+    progress: Progress = _no_progress,
+    label: str = "vectors",
+) -> None:
+    """Binary COPY of (fk, model_version_id[, region], vector): ``rows(start, stop)`` yields, for images
+    ``start..stop-1``, the owner id and its vectors (region 0, 1, ...; one for an item), in chunks."""
+    from pgvector.psycopg import register_vector
+
+    raw = connection.connection
+    register_vector(raw)
+    version_column = target.embedding._meta.get_field("model_version").column
+    columns = f"{target.fk}, {version_column}{', region' if target.regions else ''}, vector"
+    types = ["int8", "int8", *(["int2"] if target.regions else []), "vector"]
+    statement = f"COPY {target.table} ({columns}) FROM STDIN WITH (FORMAT BINARY)"
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.set_types(types)
+        for start in range(0, total, COPY_CHUNK):
+            stop = min(start + COPY_CHUNK, total)
+            for owner_id, vectors in rows(start, stop):
+                if target.regions:
+                    for region, vector in enumerate(vectors):
+                        copy.write_row((owner_id, version.pk, region, vector))
+                else:
+                    copy.write_row((owner_id, version.pk, vectors[0]))
+            progress(label, stop, total)
 
 
 def _owner_links(target: EmbeddingTarget) -> list[type[models.Model]]:
@@ -198,11 +230,15 @@ def scratch_remove() -> None:
         vector_index_drop(model_version=version)
         pk = int(version.pk)
         with transaction.atomic(), connection.cursor() as cursor:
+            garments = SnapshotGarment._meta
+            cursor.execute(
+                f"DELETE FROM {garments.db_table} WHERE {garments.get_field('model_version').column} = %s", [pk]
+            )
             for t in TARGETS.values():
                 version_column = t.embedding._meta.get_field("model_version").column
                 cursor.execute(f"DELETE FROM {t.table} WHERE {version_column} = %s", [pk])
             for t in TARGETS.values():
-                pattern = f"{_hash_prefix(pk, t)}%"
+                pattern = f"{hash_prefix(pk, t)}%"
                 owned = f"SELECT {t.owner._meta.pk.column} FROM {t.owner_table} WHERE content_hash LIKE %s"
                 for link in _owner_links(t):
                     column = link._meta.get_field(t.kind).column

@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from catalog.models import Item, ItemEmbedding, Snapshot, SnapshotEmbedding, Style
+from catalog.models import Category, Item, ItemEmbedding, Snapshot, SnapshotEmbedding, SnapshotGarment, Style
 from recommender.indexes import vector_index_ensure
 from recommender.models import ModelVersion
 
@@ -31,11 +31,23 @@ def _report(text: str) -> None:
         *_, recall, plan, target = row.split()
         assert 0.0 <= float(recall) <= 1.0
         assert plan in ("hnsw", "exact") and target in ("met", "MISSED")
-    assert text.count("warm-up of ") == 4, text
+    assert text.count("warm-up of snapshot -> items") + text.count("warm-up of item -> snapshots") == 4, text
+
+
+def _shop_report(text: str) -> None:
+    rows = [line for line in text.splitlines() if line.startswith(("look_picks ", "more like this piece "))]
+    assert len(rows) == 4, text  # both cases, with and without the style filter
+    for row in rows:
+        *_, recall, statements, sql_ms, target = row.split()
+        assert 0.0 <= float(recall) <= 1.0
+        assert float(statements) >= 3 and float(sql_ms) > 0 and target in ("met", "MISSED")
+    assert "garment scheme (" in text and "garment searches by group" in text, text
+    assert text.count("warm-up of look_picks") == 2 and text.count("warm-up of more like this piece") == 2, text
 
 
 def _nothing_left() -> None:
     assert not ModelVersion.objects.filter(backbone="bench").exists()
+    assert not SnapshotGarment.objects.exists()
     assert not Item.objects.filter(name__startswith="bench item").exists()
     assert not Snapshot.objects.filter(title__startswith="bench look").exists()
     assert not Style.objects.filter(slug__startswith="bench-").exists()
@@ -78,6 +90,32 @@ def test_bench_recommender_commits_its_scratch_data_and_deletes_it_and_any_left_
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_class WHERE relkind = 'i' AND relname LIKE %s", [f"%_mv{leftover.pk}%"])
         assert cursor.fetchone()[0] == 0
+
+
+def test_bench_garment_scheme_in_one_transaction_measures_shop_the_look_and_rolls_back(db):
+    out = StringIO()
+    call_command("bench_recommender", **SMALL, scheme="garments", in_transaction=True, stdout=out, stderr=StringIO())
+    text = out.getvalue()
+    _shop_report(text)
+    assert not any(line.startswith("snapshot -> items") for line in text.splitlines())  # no window scheme
+    assert "scratch data rolled back" in text
+    _nothing_left()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bench_both_schemes_commit_report_side_by_side_and_delete_every_scratch_row_but_keep_the_categories():
+    out = StringIO()
+    call_command("bench_recommender", **SMALL, scheme="both", stdout=out, stderr=StringIO())
+    text = out.getvalue()
+    _report(text)
+    _shop_report(text)
+    side = text[text.index("side by side") :].splitlines()
+    assert any(line.startswith("window: snapshot -> items") for line in side), text
+    assert any(line.startswith("garments: look_picks") for line in side), text
+    assert "deleting the scratch data" in text
+    _nothing_left()
+    assert not ItemEmbedding.objects.exists() and not SnapshotEmbedding.objects.exists()
+    assert Category.objects.filter(slug="shoes").exists()  # the canonical tree is catalog data: it stays
 
 
 def test_help_is_printed(capsys):

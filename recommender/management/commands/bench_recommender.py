@@ -1,6 +1,6 @@
 """Benchmark the similarity selectors at catalog scale, beside an exact scan of the same data.
 
-    python manage.py bench_recommender --items 100000 --snapshots 20000
+    python manage.py bench_recommender --items 100000 --snapshots 20000 [--scheme window|garments|both]
 
 The scratch data (a model version of backbone "bench", its catalog rows, vectors and HNSW
 indexes) is committed, because the selectors share a search's probes with helper
@@ -13,7 +13,11 @@ connection). The data is described in ``recommender.benchmark.scratch``.
 
 Reported: selector p50/p95 latency (the full selector: settings, one SQL, hydration) with no
 filter and with a style filter matching ~10% of rows, the exact scan's latency, and
-recall@k of the HNSW answer against the exact scan, for both directions. With
+recall@k of the HNSW answer against the exact scan, for both directions. ``--scheme garments``
+measures shop the look instead, on a garment-scheme version of its own (items in the canonical
+categories, looks with 3-8 garments: ``recommender.benchmark.looks``): ``look_picks`` (the whole
+answer) and ``item_list_for_garment`` beside the same selectors forced to scan exactly
+(``recommender.benchmark.shop``); ``--scheme both`` runs both and prints them side by side. With
 ``--upload IMAGE`` it also times the upload query end to end (HTTP in through the test
 client, worker, selector, k results out) against the ACTIVE model, if a worker is listening.
 """
@@ -22,17 +26,20 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 from catalog.models import Style
 from ml.config import ModelConfig
-from recommender.benchmark import scratch
+from recommender.benchmark import looks, scratch
 from recommender.benchmark.measure import (
     WARM_ROUNDS,
     WARM_STABLE,
@@ -44,9 +51,12 @@ from recommender.benchmark.measure import (
     report_lines,
     upload_timing,
 )
+from recommender.benchmark.shop import ShopMeasurement, ShopResult, shop_report_lines, side_by_side
 from recommender.indexes import vector_index_ensure
 from recommender.models import ModelVersion
 from recommender.selectors import Filters, query_region_rows
+
+PROGRESS_EVERY_S = 10.0
 
 
 class _Rollback(Exception):
@@ -92,6 +102,14 @@ class Command(BaseCommand):
             "--ef-search-snapshots",
             default=str(settings.RECOMMENDER_EF_SEARCH_SNAPSHOTS),
             help="comma-separated hnsw.ef_search values for item -> snapshots (default: the setting)",
+        )
+        parser.add_argument(
+            "--scheme",
+            choices=("window", "garments", "both"),
+            default="window",
+            help="window: region windows, the selectors both ways (default); garments: shop the look "
+            "(look_picks, item_list_for_garment) on a garment-scheme version; both: each on its own scratch "
+            "version in this run, reported side by side",
         )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--maintenance-work-mem", default="2GB")
@@ -153,13 +171,78 @@ class Command(BaseCommand):
         self.stdout.write(f"  {label}: {time.perf_counter() - started:.1f} s")
         return result
 
+    def _progress(self) -> scratch.Progress:
+        """Prints a fill step's progress with the time left, at most every PROGRESS_EVERY_S seconds."""
+        from workers.progress import progress_text  # pure; management commands may use workers
+
+        started: dict[str, tuple[datetime, float]] = {}
+
+        def report(label: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            if label not in started or done == 0:
+                started[label] = (datetime.now(UTC), now)
+                return
+            began, last = started[label]
+            if now - last >= PROGRESS_EVERY_S and done < total:
+                started[label] = (began, now)
+                text = progress_text(done=done, total=total, started_at=began, now=datetime.now(UTC))
+                self.stdout.write(f"    {label}: {text}")
+
+        return report
+
+    @contextmanager
+    def _index_progress(self):
+        """While the graphs are built: their progress (pg_stat_progress_create_index, pgvector reports
+        blocks) and time left, printed from a thread on a connection of its own."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        stop, report = threading.Event(), self._progress()
+
+        def watch() -> None:
+            try:
+                while not stop.wait(PROGRESS_EVERY_S / 2):
+                    with connections["default"].cursor() as cursor:
+                        cursor.execute(
+                            "SELECT c.relname, p.blocks_done, p.blocks_total FROM pg_stat_progress_create_index p "
+                            "JOIN pg_class c ON c.oid = p.index_relid WHERE p.pid = %s",
+                            [pid],
+                        )
+                        for name, done, total in cursor.fetchall():
+                            report(f"HNSW {name} (blocks)", int(done or 0), int(total or 0))
+            finally:
+                connections["default"].close()
+
+        thread = threading.Thread(target=watch, name="bench-index-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     def _run(self) -> None:
         o = self.opts
-        self.stdout.write(
-            f"data: {o['items']} items, {o['snapshots']} snapshots x {o['regions']} regions, dim {o['dim']}, "
-            f"{o['clusters']} clusters, k={o['k']}, {o['queries']} queries per case"
-        )
         scratch.maintenance_work_mem_set(o["maintenance_work_mem"], in_transaction=o["in_transaction"])
+        window = self._window() if o["scheme"] in ("window", "both") else []
+        shop, plans = self._garments() if o["scheme"] in ("garments", "both") else ([], [])
+        if window:
+            for line in report_lines(window, o["k"]):
+                self.stdout.write(line)
+        if shop:
+            for line in [*shop_report_lines(shop, o["k"]), *plans]:
+                self.stdout.write(line)
+        if window and shop:
+            for line in side_by_side(window, shop):
+                self.stdout.write(line)
+        self.stdout.write(f"load average at the end (1, 5, 15 min): {load_average()}")
+
+    def _window(self) -> list[CaseResult]:
+        o = self.opts
+        self.stdout.write(
+            f"window scheme data: {o['items']} items, {o['snapshots']} snapshots x {o['regions']} regions, "
+            f"dim {o['dim']}, {o['clusters']} clusters, k={o['k']}, {o['queries']} queries per case"
+        )
         version = scratch.scratch_version_create(dim=o["dim"], regions=o["regions"])
         asked = query_region_rows(version)
         self.stdout.write(
@@ -200,28 +283,76 @@ class Command(BaseCommand):
                     ef_values=ef_values,
                 )
                 rows += measurement.case(case)
-        for line in report_lines(rows, o["k"]):
-            self.stdout.write(line)
-        self.stdout.write(f"load average at the end (1, 5, 15 min): {load_average()}")
+        return rows
+
+    def _garments(self) -> tuple[list[ShopResult], list[str]]:
+        """The garment scheme: its own scratch version, catalog and indexes, then shop the look measured."""
+        o = self.opts
+        self.stdout.write(
+            f"garment scheme data: {o['items']} items over {len(looks.GROUP_SHARES)} garment groups' canonical "
+            f"categories, {o['snapshots']} looks x (1 whole photo + {looks.MIN_GARMENTS}-{looks.MAX_GARMENTS} "
+            f"garment rows), dim {o['dim']}, {o['clusters']} product lines, k={o['k']}, "
+            f"{o['queries']} looks per case"
+        )
+        version = looks.garment_version_create(dim=o["dim"])
+        base = scratch.ScratchCatalog(
+            version=version, rng=self.rng, dim=o["dim"], regions=version.max_regions, progress=self._progress()
+        )
+        catalog = looks.GarmentCatalog(base)
+        lines = looks.lines_make(self.rng, clusters=o["clusters"], dim=o["dim"])
+        self._filling_header()
+        items, item_lines = self._timed(
+            "items (in categories) + vectors", lambda: catalog.fill_items(o["items"], lines)
+        )
+        snapshots = self._timed(
+            "looks + garments + region vectors", lambda: catalog.fill_snapshots(o["snapshots"], lines, item_lines)
+        )
+        style = scratch.scratch_style_create(version)
+        self._timed("style on 10% of items and snapshots", lambda: base.tag(style, items, snapshots))
+        self._index(version)
+        n = o["queries"]
+        warm = max(0, min(o["warmup"] * WARM_ROUNDS, len(snapshots) - n))
+        sampled = [int(x) for x in self.rng.choice(snapshots, size=min(len(snapshots), n + warm), replace=False)]
+        measurement = ShopMeasurement(
+            version=version,
+            k=o["k"],
+            looks=sampled[:n],
+            warm=sampled[n:],
+            warmup=o["warmup"],
+            seed=o["seed"],
+            write=self.stdout.write,
+        )
+        filters = {"no filter": Filters(), "style ~10%": Filters(style_ids=(style.pk,))}
+        rows = [row for label, f in filters.items() for row in measurement.filter_case(label, f)]
+        return rows, measurement.plans(filters)
+
+    def _filling_header(self) -> None:
+        self.stdout.write(
+            "filling (one transaction, rolled back at the end):"
+            if self.opts["in_transaction"]
+            else "filling (committed; deleted at the end):"
+        )
+
+    def _index(self, version: ModelVersion) -> None:
+        if not self.opts["in_transaction"]:
+            # Committed rows would soon get autovacuum's attention, in the middle of the measurements
+            # (tagging rewrote 10% of the vector rows): vacuum now, before the graphs exist.
+            self._timed("VACUUM ANALYZE", lambda: scratch.scratch_tables_run("VACUUM (ANALYZE)"))
+        with self._index_progress():
+            self._timed("HNSW indexes", lambda: vector_index_ensure(model_version=version, concurrently=False))
+        self._timed("ANALYZE", lambda: scratch.scratch_tables_run("ANALYZE"))
 
     def _fill(self, version: ModelVersion) -> tuple[list[int], list[int], Style]:
         """The scratch catalog with its HNSW indexes: item ids, snapshot ids and the 10% style."""
         o = self.opts
-        catalog = scratch.ScratchCatalog(version=version, rng=self.rng, dim=o["dim"], regions=o["regions"])
-        centers = scratch.unit(self.rng.normal(size=(o["clusters"], o["dim"])))
-        self.stdout.write(
-            "filling (one transaction, rolled back at the end):"
-            if o["in_transaction"]
-            else "filling (committed; deleted at the end):"
+        catalog = scratch.ScratchCatalog(
+            version=version, rng=self.rng, dim=o["dim"], regions=o["regions"], progress=self._progress()
         )
+        centers = scratch.unit(self.rng.normal(size=(o["clusters"], o["dim"])))
+        self._filling_header()
         items, _ = self._timed("items + vectors", lambda: catalog.fill_items(o["items"], centers))
         snapshots = self._timed("snapshots + region vectors", lambda: catalog.fill_snapshots(o["snapshots"], centers))
         style = scratch.scratch_style_create(version)
         self._timed("style on 10% of items and snapshots", lambda: catalog.tag(style, items, snapshots))
-        if not o["in_transaction"]:
-            # Committed rows would soon get autovacuum's attention, in the middle of the measurements
-            # (tagging rewrote 10% of the vector rows): vacuum now, before the graphs exist.
-            self._timed("VACUUM ANALYZE", lambda: scratch.scratch_tables_run("VACUUM (ANALYZE)"))
-        self._timed("HNSW indexes", lambda: vector_index_ensure(model_version=version, concurrently=False))
-        self._timed("ANALYZE", lambda: scratch.scratch_tables_run("ANALYZE"))
+        self._index(version)
         return items, snapshots, style
