@@ -111,9 +111,12 @@ def items_for_snapshot_context(
             except GarmentNotFound:
                 context.update(garment_error=f"This look has no piece number {choice.number}.", status=404)
         if garments:
-            _, context["picks"] = look_picks(snapshot_id=snapshot_id, filters=filters, model_version=version)
+            _, context["picks"] = look_picks(
+                snapshot_id=snapshot_id, filters=filters, model_version=version, look_garments=garments
+            )
+        if context["picks"]:
             context["shop_the_look"] = True
-        else:
+        else:  # no garments, or none of their kinds passes the filters: the whole photo's answer
             context["matches"] = selectors.item_list_for_snapshot(
                 snapshot_id=snapshot_id, filters=filters, model_version=version
             )

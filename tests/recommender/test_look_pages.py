@@ -7,21 +7,13 @@ import re
 
 import pytest
 
-from catalog.models import SnapshotGarment
 from catalog.services.taxonomy import category_get_or_create
 from recommender.selectors import Filters, snapshot_list_for_item
 from recommender.selectors.similarity.pieces import item_list_for_garment, look_picks, matched_garments
 from tests import factories as f
-from tests.recommender.conftest import unit
+from tests.recommender.conftest import three_garment_look
 
 pytestmark = pytest.mark.django_db
-
-# region -> (group, box): a top, trousers below it, shoes at the bottom, stored out of order
-GARMENTS = {
-    3: ("shoes", (0.3, 0.85, 0.7, 0.98)),
-    1: ("tops", (0.2, 0.1, 0.8, 0.45)),
-    2: ("trousers", (0.25, 0.45, 0.75, 0.85)),
-}
 
 
 def ids_in(html: str, kind: str) -> list[int]:
@@ -32,40 +24,14 @@ def recommendations(html: str) -> str:
     return html.split('id="recommendations"', 1)[1]
 
 
-def store_garments(version, snapshot, garments=GARMENTS):
-    SnapshotGarment.objects.bulk_create(
-        [
-            SnapshotGarment(
-                snapshot=snapshot,
-                model_version=version,
-                region=region,
-                group=group,
-                box=list(box),
-                outline=[[[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]]],
-                confidence=0.9,
-                area=(box[2] - box[0]) * (box[3] - box[1]),
-            )
-            for region, (group, box) in garments.items()
-        ]
-    )
-
-
 @pytest.fixture
 def look(catalog_rows, rng):
-    """An active 8-d, 4-row version; 12 items each of tops, trousers and shoes (4 of each by Acme);
-    a look with three garments and a bare look without any."""
-    version = catalog_rows.version(dim=8, max_regions=4)
-    acme = f.make_brand("Acme")
-    items = {}
-    for group, label in {"tops": "t-shirt", "trousers": "pants", "shoes": "sneakers"}.items():
-        category = category_get_or_create(path=label)
-        items[group] = catalog_rows.items(8, category=category) + catalog_rows.items(4, category=category, brand=acme)
-    catalog_rows.item_vectors(version, [(item, unit(rng.normal(size=8))) for kind in items.values() for item in kind])
-    snapshot, bare = catalog_rows.snapshots(2)
-    catalog_rows.snapshot_vectors(version, snapshot, rng.normal(size=(4, 8)).tolist())
-    catalog_rows.snapshot_vectors(version, bare, rng.normal(size=(4, 8)).tolist())
-    store_garments(version, snapshot)
-    return {"version": version, "items": items, "snapshot": snapshot, "bare": bare, "acme": acme}
+    """The three-garment look of the conftest (12 items each of tops, trousers and shoes, 4 of each by
+    Acme) and a bare look without any garment."""
+    look = three_garment_look(catalog_rows, rng)
+    bare = catalog_rows.snapshots(1)[0]
+    catalog_rows.snapshot_vectors(look["version"], bare, rng.normal(size=(4, 8)).tolist())
+    return {**look, "bare": bare}
 
 
 def test_a_looks_garments_are_drawn_with_named_controls_and_one_pick_card_each(client, look):
@@ -258,3 +224,12 @@ def test_a_cards_box_follows_the_frames_crop_of_the_photo(size, expected):
     garment = Garment(number=1, region=1, group="tops", box=(0.2, 0.1, 0.8, 0.5), outline=[], confidence=1.0)
     width, height = size
     assert card_box(garment, SimpleNamespace(width=width, height=height)) == pytest.approx(expected)
+
+
+def test_when_the_filters_leave_no_garments_kind_the_page_answers_with_the_whole_photo(client, look, catalog_rows):
+    skirt = catalog_rows.items(1, category=category_get_or_create(path="skirt"))[0]
+    catalog_rows.item_vectors(look["version"], [(skirt, [1.0] * 8)])
+    html = client.get(f"/snapshots/{look['snapshot'].pk}/", {"category": "skirts"}).content.decode()
+    # the look has no skirt: no pick passes the filter, so the whole photo's filtered list shows instead
+    assert "Shop the look" not in recommendations(html)
+    assert ids_in(recommendations(html), "item") == [skirt.pk]

@@ -151,10 +151,10 @@ def _nearest_items(vectors: Sequence[np.ndarray], *, version, k, filters, exclud
     return rows_complete("item", _hits(query, options, hydrate=True))
 
 
-def _garments_and_vectors(*, snapshot_id, vectors, garments, version):
+def _garments_and_vectors(*, snapshot_id, vectors, garments, version, known=None):
     """(garments in order, {region: vector}: theirs and the whole photo's, region 0) of a stored look or an upload."""
     if snapshot_id is not None:
-        found = garment_list(snapshot_id=snapshot_id, model_version=version)
+        found = list(known) if known is not None else garment_list(snapshot_id=snapshot_id, model_version=version)
         return found, _region_vectors(snapshot_id, version, [0, *(g.region for g in found)]) if found else {}
     if garments is None:
         return [], {}
@@ -171,12 +171,14 @@ def look_picks(
     exclude_ids: Sequence[int] = (),
     model_version: ModelVersion | None = None,
     options: SearchOptions | None = None,
+    look_garments: Sequence[Garment] | None = None,
 ) -> tuple[list[Garment], list[GarmentPick]]:
     """A look's garments and one item for each (a stored snapshot by id, or an upload's ``vectors`` with
     its ``garments`` records): among the garment's kind, the item nearest the garment or the whole photo
     (the serving rule over those two rows). Garments choose in order of size, so a small piece never takes
     the item a large one matches best; picks come back in the look's order. A garment with no item of its kind
-    passing the filters has no pick. Raises :class:`NoActiveModel`, or :class:`NotEmbedded` for a stored
+    passing the filters has no pick. ``look_garments``: the stored look's :func:`garment_list`, when the
+    caller has read it already. Raises :class:`NoActiveModel`, or :class:`NotEmbedded` for a stored
     snapshot without the version's vectors."""
     version = _require_active(model_version)
     if (snapshot_id is None) == (vectors is None):
@@ -185,7 +187,7 @@ def look_picks(
         _check_vectors(vectors, version)
     filters = filters or Filters()
     found, by_region = _garments_and_vectors(
-        snapshot_id=snapshot_id, vectors=vectors, garments=garments, version=version
+        snapshot_id=snapshot_id, vectors=vectors, garments=garments, version=version, known=look_garments
     )
     if snapshot_id is not None and found and len(by_region) < 1 + len(found):
         raise NotEmbedded()
