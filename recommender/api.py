@@ -30,7 +30,7 @@ from catalog.validators import size_text
 from config.outages import database_unavailable_response, database_unreachable
 from recommender import presenters, selectors
 from recommender.selectors.similarity import pieces
-from recommender.uploads import DIRECTIONS, box_clean, upload_recommendations
+from recommender.uploads import DIRECTIONS, box_clean, box_parse, upload_recommendations
 
 api = NinjaAPI(
     title="Lookbook API",
@@ -386,21 +386,6 @@ def item_snapshots(request, item_id: int, params: Query[RecommendParams]):
     )
 
 
-def _box(text: str | None) -> list[float] | None:
-    """``l,t,r,b`` -> four numbers (checked later by the upload service); ``ValueError`` when not numbers."""
-    if text is None or not text.strip():
-        return None
-    parts = text.split(",")
-    if len(parts) != 4:
-        raise ValueError("box is four comma-separated numbers: left,top,right,bottom (fractions of the photo).")
-    try:
-        return [float(part) for part in parts]
-    except ValueError:
-        raise ValueError(
-            "box is four comma-separated numbers: left,top,right,bottom (fractions of the photo)."
-        ) from None
-
-
 @api.post(
     "/query",
     response={200: ItemQueryOut | SnapshotQueryOut, 400: ErrorOut, 413: ErrorOut, **ERRORS},
@@ -434,7 +419,7 @@ def query(
     filters = selectors.filters_resolve(styles=style, categories=category, brands=brand)
     group = group.strip() or None if group is not None else None
     try:
-        parsed_box = _box(box)
+        parsed_box = box_parse(box)
         if parsed_box is not None:
             box_clean(parsed_box)
         if group is not None and group not in pieces.GARMENT_NAMES:

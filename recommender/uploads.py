@@ -104,15 +104,32 @@ class QueryAnswer:
 MIN_BOX_SIDE = 0.02  # of the photo: a box thinner than this holds too few pixels to describe
 
 
+BOX_FORMAT = "A box is four numbers: left, top, right, bottom, as fractions of the photo."
+
+
+def box_parse(text: str | None, *, scale: float = 1.0) -> list[float] | None:
+    """``"l,t,r,b"`` (a form or API field) -> four numbers divided by ``scale`` (100 for percent), None when
+    empty; ``ValueError`` when it is not four numbers. :func:`box_clean` checks the box itself."""
+    if text is None or not text.strip():
+        return None
+    parts = text.split(",")
+    if len(parts) != 4 or any(len(part) > 32 for part in parts):
+        raise ValueError(BOX_FORMAT)
+    try:
+        return [float(part) / scale for part in parts]
+    except ValueError:
+        raise ValueError(BOX_FORMAT) from None
+
+
 def box_clean(box) -> tuple[float, float, float, float]:
     """A shopper's box (left, top, right, bottom) in fractions of the photo, checked: four finite numbers in
     [0, 1], each side at least ``MIN_BOX_SIDE``; ``ValueError`` with a shopper-readable reason."""
     try:
         values = tuple(float(v) for v in box)
     except (TypeError, ValueError):
-        raise ValueError("A box is four numbers: left, top, right, bottom, as fractions of the photo.") from None
+        raise ValueError(BOX_FORMAT) from None
     if len(values) != 4 or not all(np.isfinite(values)):
-        raise ValueError("A box is four numbers: left, top, right, bottom, as fractions of the photo.")
+        raise ValueError(BOX_FORMAT)
     left, top, right, bottom = values
     if not (0.0 <= left < right <= 1.0 and 0.0 <= top < bottom <= 1.0):
         raise ValueError("The box must lie inside the photo, with left < right and top < bottom.")

@@ -24,8 +24,9 @@ from recommender.selectors.similarity.pieces import (
     item_list_for_garment,
     look_picks,
     matched_garments,
+    percent_box,
 )
-from recommender.uploads import DIRECTIONS, upload_recommendations
+from recommender.uploads import DIRECTIONS, box_parse, upload_recommendations
 
 FILTER_KINDS = (("style", "styles"), ("category", "categories"), ("brand", "brands"))
 
@@ -159,32 +160,22 @@ def item_snapshots(request: HttpRequest, pk: int) -> HttpResponse:
 
 BOX_PERCENT_FIELDS = ("box_left", "box_top", "box_right", "box_bottom")
 GROUP_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
-BOX_MESSAGE = "A box is four numbers: left, top, right, bottom, as fractions of the photo."
 
 
-def box_and_group(data) -> tuple[tuple[float, ...] | None, str | None]:
+def box_and_group(data) -> tuple[list[float] | None, str | None]:
     """The piece of an upload to search: ``box=l,t,r,b`` (fractions of the photo: a detected garment the
     shopper tapped, or the box they drew) or the four ``box_left`` .. ``box_bottom`` fields in percent (the
     drawing form without JavaScript), and ``group``, a garment group's slug. ``ValueError`` for a malformed
     one; whether the box lies inside the photo is ``uploads.box_clean``'s answer."""
-    raw_box = (data.get("box") or "").strip()
-    percents = [(data.get(name) or "").strip() for name in BOX_PERCENT_FIELDS]
     group = (data.get("group") or "").strip() or None
     if group is not None and not (GROUP_PATTERN.fullmatch(group) and group in GARMENT_NAMES):
         raise ValueError("Unknown kind of piece: choose one of the pieces found on your photo.")
-    if raw_box:
-        parts = raw_box.split(",")
-        scale = 1.0
-    elif any(percents):
-        parts, scale = percents, 100.0
-    else:
-        return None, group
-    if len(parts) != 4 or any(len(p) > 32 for p in parts):
-        raise ValueError(BOX_MESSAGE)
-    try:
-        return tuple(float(p) / scale for p in parts), group
-    except ValueError:
-        raise ValueError(BOX_MESSAGE) from None
+    box = box_parse(data.get("box"))
+    if box is None:
+        percents = [(data.get(name) or "").strip() for name in BOX_PERCENT_FIELDS]
+        if any(percents):
+            box = box_parse(",".join(percents), scale=100.0)
+    return box, group
 
 
 @require_http_methods(["GET", "POST"])
@@ -227,15 +218,8 @@ def query(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "recommender/query.html",
-        {**context, "result": result, "preview": preview, "piece_name": piece_name, "box": _percent_box(result.box)},
+        {**context, "result": result, "preview": preview, "piece_name": piece_name, "box": percent_box(result.box)},
     )
-
-
-def _percent_box(box) -> dict[str, float] | None:
-    if box is None:
-        return None
-    left, top, right, bottom = box
-    return {"left": left * 100, "top": top * 100, "width": (right - left) * 100, "height": (bottom - top) * 100}
 
 
 def _preview_data_uri(image) -> str:

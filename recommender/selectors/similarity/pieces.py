@@ -38,6 +38,14 @@ from recommender.selectors.similarity.types import Query, query_vectors_array
 GARMENT_NAMES = GROUP_NAMES  # what a shopper reads for each garment group (catalog.taxonomy)
 
 
+def percent_box(box) -> dict[str, float] | None:
+    """A (left, top, right, bottom) box in fractions as CSS percentages: left, top, width, height."""
+    if box is None:
+        return None
+    left, top, right, bottom = box
+    return {"left": left * 100, "top": top * 100, "width": (right - left) * 100, "height": (bottom - top) * 100}
+
+
 class GarmentNotFound(LookupError):
     """No such garment on this look (another snapshot's, another version's, or none at all)."""
 
@@ -66,8 +74,7 @@ class Garment:
 
     @property
     def percent_box(self) -> dict[str, float]:
-        left, top, right, bottom = self.box
-        return {"left": left * 100, "top": top * 100, "width": (right - left) * 100, "height": (bottom - top) * 100}
+        return percent_box(self.box)
 
 
 @dataclass(frozen=True)
@@ -317,4 +324,5 @@ __all__ = [
     "item_list_for_garment",
     "look_picks",
     "matched_garments",
+    "percent_box",
 ]
