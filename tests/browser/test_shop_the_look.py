@@ -20,11 +20,10 @@ LOOK_GARMENTS = {1: ("tops", (0.22, 0.14, 0.78, 0.5)), 2: ("trousers", (0.28, 0.
 def look_shop(datasets_dir, transactional_db):
     """Real pictures: 8 tops (t-shirt) and 8 trousers (pants), one street look with two stored garments,
     an active 8-d version with 3 rows per look (the fake query worker answers two garments for it)."""
-    from catalog.models import SnapshotGarment
     from catalog.services.taxonomy import category_get_or_create
     from catalog.validators import validate_image_upload
     from tests import factories as f
-    from tests.recommender.conftest import Catalog
+    from tests.recommender.conftest import Catalog, store_garments
 
     rng = np.random.default_rng(11)
     catalog = Catalog()
@@ -44,29 +43,7 @@ def look_shop(datasets_dir, transactional_db):
         "Look with two pieces", image=validate_image_upload(datasets_dir / "ccp" / "photos" / "0001.jpg")
     )
     catalog.snapshot_vectors(version, look, rng.normal(size=(3, 8)).tolist())
-    SnapshotGarment.objects.bulk_create(
-        [
-            SnapshotGarment(
-                snapshot=look,
-                model_version=version,
-                region=region,
-                group=group,
-                box=list(box),
-                outline=[
-                    [
-                        [box[0], box[1]],
-                        [box[2], box[1]],
-                        [box[2], box[3]],
-                        [(box[0] + box[2]) / 2, box[3]],
-                        [box[0], box[3]],
-                    ]
-                ],
-                confidence=0.9,
-                area=(box[2] - box[0]) * (box[3] - box[1]),
-            )
-            for region, (group, box) in LOOK_GARMENTS.items()
-        ]
-    )
+    store_garments(version, look, LOOK_GARMENTS)
     return {"look": look, "tops": {i.pk for i in items["tops"]}, "trousers": {i.pk for i in items["trousers"]}}
 
 

@@ -38,27 +38,22 @@ def look():
     snapshot = f.make_snapshot(
         title="Blue trousers", image=clean_pil_image(_striped_photo(), name="look.png", prefer_png=True)
     )
+
     # trousers: a triangle in the lower half's box (white outside it); shoes: a box at the bottom
-    trousers = SnapshotGarment.objects.create(
-        snapshot=snapshot,
-        model_version=version,
-        region=1,
-        group="trousers",
-        box=[0.2, 0.5, 0.8, 0.9],
-        outline=[[[0.2, 0.5], [0.8, 0.5], [0.5, 0.9]]],
-        confidence=0.8,
-        area=0.12,
-    )
-    shoes = SnapshotGarment.objects.create(
-        snapshot=snapshot,
-        model_version=version,
-        region=2,
-        group="shoes",
-        box=[0.3, 0.9, 0.7, 1.0],
-        outline=[],
-        confidence=0.7,
-        area=0.04,
-    )
+    def garment(region, group, box, outline, confidence, area):
+        return SnapshotGarment.objects.create(
+            snapshot=snapshot,
+            model_version=version,
+            region=region,
+            group=group,
+            box=box,
+            outline=outline,
+            confidence=confidence,
+            area=area,
+        )
+
+    trousers = garment(1, "trousers", [0.2, 0.5, 0.8, 0.9], [[[0.2, 0.5], [0.8, 0.5], [0.5, 0.9]]], 0.8, 0.12)
+    shoes = garment(2, "shoes", [0.3, 0.9, 0.7, 1.0], [], 0.7, 0.04)
     return {"snapshot": snapshot, "version": version, "trousers": trousers, "shoes": shoes}
 
 
