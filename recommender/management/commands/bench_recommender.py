@@ -192,24 +192,30 @@ class Command(BaseCommand):
 
     @contextmanager
     def _index_progress(self):
-        """While the graphs are built: their progress (pg_stat_progress_create_index, pgvector reports
-        blocks) and time left, printed from a thread on a connection of its own."""
+        """While the graphs are built: their progress (pg_stat_progress_create_index: pgvector reports the
+        table blocks read) and time left, printed from a thread on a connection of its own."""
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             pid = cursor.fetchone()[0]
         stop, report = threading.Event(), self._progress()
 
         def watch() -> None:
+            last: dict[str, int] = {}
             try:
                 while not stop.wait(PROGRESS_EVERY_S / 2):
                     with connections["default"].cursor() as cursor:
+                        # The index has no pg_class row until the build ends: name its table then.
                         cursor.execute(
-                            "SELECT c.relname, p.blocks_done, p.blocks_total FROM pg_stat_progress_create_index p "
-                            "JOIN pg_class c ON c.oid = p.index_relid WHERE p.pid = %s",
+                            "SELECT p.relid::regclass::text, p.blocks_done, p.blocks_total "
+                            "FROM pg_stat_progress_create_index p WHERE p.pid = %s",
                             [pid],
                         )
-                        for name, done, total in cursor.fetchall():
-                            report(f"HNSW {name} (blocks)", int(done or 0), int(total or 0))
+                        for table, done, total in cursor.fetchall():
+                            label, done = f"HNSW build on {table} (table blocks read)", int(done or 0)
+                            if done < last.get(label, 0):
+                                report(label, 0, int(total or 0))  # the next graph of that table
+                            last[label] = done
+                            report(label, done, int(total or 0))
             finally:
                 connections["default"].close()
 
