@@ -24,7 +24,12 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from tests.recommender.conftest import catalog_rows, reco_catalog, rng  # noqa: F401 - the recommender's test catalog
+from tests.recommender.conftest import (  # noqa: F401 - the recommender's test catalog
+    catalog_rows,
+    reco_catalog,
+    rng,
+    store_garments,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -379,7 +384,13 @@ def site_rows(reco_catalog, django_user_model, settings):  # noqa: F811 - the im
 
     settings.CATALOG_PAGE_SIZE = 2
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
-    f.make_post(n_items=2, category=f.make_category("Scarves", parent=reco_catalog["tops"]), styles=[f.make_style()])
+    post = f.make_post(
+        n_items=2, category=f.make_category("Scarves", parent=reco_catalog["tops"]), styles=[f.make_style()]
+    )
+    # garments on the looks (and on the post with a real picture, for the admin's garment actions), so the
+    # pages' garment links and the API's garment parameters are probed too
+    for look in [*reco_catalog["looks"], post]:
+        store_garments(reco_catalog["version"], look, {1: ("tops", (0.2, 0.1, 0.8, 0.5))})
     f.make_tag("Summer")
     # The forms posted as staff may delete this user, never the one logged in.
     django_user_model.objects.create_user("bystander", password="not-used-0123")
