@@ -229,7 +229,7 @@ class GarmentCatalog:
                     )
 
         vector_copy(SNAPSHOT, version, rows, len(ids), progress=self.base.progress, label="look + garment vectors")
-        done = 0
+        self.base.progress("garment rows", 0, len(garments))
         for start in range(0, len(garments), CREATE_BATCH):
             SnapshotGarment.objects.bulk_create(garments[start : start + CREATE_BATCH])
             done = min(len(garments), start + CREATE_BATCH)

@@ -149,6 +149,7 @@ class ScratchCatalog:
         """``count`` catalog rows ``make(n)`` by bulk_create in batches; their ids in order."""
         ids: list[int] = []
         label = f"{target.kind} rows"
+        self.progress(label, 0, count)
         for start in range(0, count, CREATE_BATCH):
             rows = [make(n) for n in range(start, min(start + CREATE_BATCH, count))]
             ids.extend(row.pk for row in target.owner.objects.bulk_create(rows))
@@ -203,6 +204,7 @@ def vector_copy(
     columns = f"{target.fk}, {version_column}{', region' if target.regions else ''}, vector"
     types = ["int8", "int8", *(["int2"] if target.regions else []), "vector"]
     statement = f"COPY {target.table} ({columns}) FROM STDIN WITH (FORMAT BINARY)"
+    progress(label, 0, total)
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
         copy.set_types(types)
         for start in range(0, total, COPY_CHUNK):

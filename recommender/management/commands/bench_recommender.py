@@ -200,7 +200,9 @@ class Command(BaseCommand):
         stop, report = threading.Event(), self._progress()
 
         def watch() -> None:
-            last: dict[str, int] = {}
+            # label -> (blocks read when first seen, last seen): the pace counts from the first sight, since
+            # the scan skips other versions' rows (most of the table) much faster than it inserts ours.
+            seen: dict[str, tuple[int, int]] = {}
             try:
                 while not stop.wait(PROGRESS_EVERY_S / 2):
                     with connections["default"].cursor() as cursor:
@@ -211,11 +213,16 @@ class Command(BaseCommand):
                             [pid],
                         )
                         for table, done, total in cursor.fetchall():
-                            label, done = f"HNSW build on {table} (table blocks read)", int(done or 0)
-                            if done < last.get(label, 0):
-                                report(label, 0, int(total or 0))  # the next graph of that table
-                            last[label] = done
-                            report(label, done, int(total or 0))
+                            label, done, total = (
+                                f"HNSW build on {table} (table blocks)",
+                                int(done or 0),
+                                int(total or 0),
+                            )
+                            first, last = seen.get(label, (done, done))
+                            if done < last:  # the next graph of that table
+                                first = done
+                            seen[label] = (first, done)
+                            report(label, done - first, total - first)
             finally:
                 connections["default"].close()
 
