@@ -17,7 +17,7 @@ import numpy as np
 from django.db import transaction
 
 from catalog.embedding_targets import ITEM, SNAPSHOT
-from catalog.models import SnapshotGarment
+from catalog.models import Item, SnapshotGarment
 from catalog.selectors import category_ids_by_group, category_ids_for_group
 from catalog.taxonomy import GROUP_NAMES
 from recommender.models import ModelVersion
@@ -32,6 +32,7 @@ from recommender.selectors.similarity import (
     _require_active,
 )
 from recommender.selectors.similarity.execution import vector_cursor
+from recommender.selectors.similarity.expansion import is_embedded
 from recommender.selectors.similarity.rows import rows_complete
 from recommender.selectors.similarity.types import Query, query_vectors_array
 
@@ -158,15 +159,118 @@ def _nearest_items(vectors: Sequence[np.ndarray], *, version, k, filters, exclud
     return rows_complete("item", _hits(query, options, hydrate=True))
 
 
-def _garments_and_vectors(*, snapshot_id, vectors, garments, version, known=None):
-    """(garments in order, {region: vector}: theirs and the whole photo's, region 0) of a stored look or an upload."""
+def _garment_options(options: SearchOptions | None) -> SearchOptions:
+    """A garment's search walks the graph with its kind as a post-filter, without the filter count first:
+    the count (sized for a shopper's style filter) cost more than the walk and sent small kinds to slow
+    exact scans (docs/bench.md, "Shop the look at scale"); a walk that ends short is re-run exactly."""
+    return replace(options or SearchOptions.from_settings(), exact_below_rows=0)
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """One probe of a look's statement: garment ``ord`` (in choosing order) searched from row ``region``
+    for its ``limit`` nearest items among ``kinds``."""
+
+    ord: int
+    region: int
+    limit: int
+    kinds: tuple[int, ...]
+
+
+def picks_sql(
+    *, version: ModelVersion, probes: Sequence[_Probe], filters: Filters, exclude_ids, snapshot_id=None, vectors=None
+) -> tuple[str, list]:
+    """Every probe of a look in one statement: per probe its ``limit`` nearest items among its ``kinds``
+    (the shopper's other filters in the same WHERE), from a stored look's rows (``snapshot_id``) or given
+    ``vectors`` (by region); rows ``(probe index, item_id, distance)``. Run on a :func:`vector_cursor`."""
+    from recommender.indexes import index_precision
+    from recommender.selectors.similarity.sql import filter_clauses
+
+    dim, version_id = int(version.dim), int(version.pk)
+    index_type = index_precision()[0]
+    pids = list(range(len(probes)))
+    limits = [p.limit for p in probes]
+    kinds = ["{" + ",".join(str(int(c)) for c in p.kinds) + "}" for p in probes]
     if snapshot_id is not None:
-        found = list(known) if known is not None else garment_list(snapshot_id=snapshot_id, model_version=version)
-        return found, _region_vectors(snapshot_id, version, [0, *(g.region for g in found)]) if found else {}
-    if garments is None:
-        return [], {}
-    found = [g for g in garments_from_records(garments) if 0 < g.region < len(vectors)]
-    return found, {r: np.asarray(vectors[r], dtype=np.float32) for r in (0, *(g.region for g in found))}
+        rows = (
+            f"SELECT x.pid, x.lim, x.kinds::bigint[] AS kinds, s.vector::vector({dim}) AS vf "
+            "FROM unnest(%s::int[], %s::int[], %s::int[], %s::text[]) AS x(pid, region, lim, kinds) "
+            f"JOIN {SNAPSHOT.table} s ON s.model_version_id = {version_id} AND s.{SNAPSHOT.fk} = %s "
+            "AND s.region = x.region"
+        )
+        params: list = [pids, [p.region for p in probes], limits, kinds, int(snapshot_id)]
+    else:
+        rows = (
+            f"SELECT x.pid, x.lim, x.kinds::bigint[] AS kinds, x.vf::vector({dim}) AS vf "
+            "FROM unnest(%s::int[], %b::vector[], %s::int[], %s::text[]) AS x(pid, vf, lim, kinds)"
+        )
+        params = [pids, [np.asarray(vectors[p.region], dtype=np.float32) for p in probes], limits, kinds]
+    # the kinds are per probe; the shopper's styles and brands (and the exclusions) the same for all
+    clauses, filter_params = filter_clauses("item", replace(filters, category_ids=()), exclude_ids)
+    where = " AND ".join(
+        [
+            f"e.model_version_id = {version_id}",
+            f"e.{ITEM.fk} IN (SELECT i.id FROM {ITEM.owner_table} i WHERE i.category_id = ANY(g.kinds))",
+            *clauses,
+        ]
+    )
+    sql = (
+        f"WITH g AS MATERIALIZED (SELECT gg.*, gg.vf::{index_type}({dim}) AS v FROM ({rows}) gg) "
+        f"SELECT g.pid, c.target_id, c.dist FROM g CROSS JOIN LATERAL ("
+        f"SELECT e.{ITEM.fk} AS target_id, (e.vector::vector({dim}) <=> g.vf) AS dist FROM {ITEM.table} e "
+        f"WHERE {where} ORDER BY (e.vector::{index_type}({dim}) <=> g.v) LIMIT g.lim) c"
+    )
+    return sql, [*params, *filter_params]
+
+
+def _probe_hits(*, version, probes, filters, exclude_ids, snapshot_id, vectors, options) -> list[dict[int, float]]:
+    """Per probe {item_id: distance}, all probes in one statement under one set of session settings. A
+    probe whose walk ended short of its limit (a kind rarer than the walk reaches, or fewer items) is
+    searched again exactly, as ``plan_run`` does for a short walk."""
+    from recommender.selectors.similarity.execution import settings_apply
+    from recommender.selectors.similarity.planner import SearchPlan, Strategy
+
+    options = options or SearchOptions.from_settings()
+    deepest = max(p.limit for p in probes)
+    plan = SearchPlan(
+        strategy=Strategy.WALK,
+        ef_search=options.ef_search,
+        walk_rows=0 if options.iterative_scan != "off" else deepest,
+        probe_rows=deepest,
+        candidate_factor=1,
+        enable_sort=False,  # the planner would otherwise sort every item of a kind exactly
+        exact_fallback=True,
+        iterative_scan=options.iterative_scan,
+        max_scan_tuples=options.max_scan_tuples,
+    )
+    sql, params = picks_sql(
+        version=version,
+        probes=probes,
+        filters=filters,
+        exclude_ids=exclude_ids,
+        snapshot_id=snapshot_id,
+        vectors=vectors,
+    )
+    found: list[dict[int, float]] = [{} for _ in probes]
+    with transaction.atomic(), vector_cursor() as cursor:
+        settings_apply(cursor, plan.session_settings)
+        cursor.execute(sql, params)
+        for pid, item_id, dist in cursor.fetchall():
+            found[int(pid)][int(item_id)] = float(dist)
+    for pid, probe in enumerate(probes):
+        if len(found[pid]) < probe.limit:
+            query = Query(
+                kind="item",
+                model_version=version,
+                k=probe.limit,
+                filters=replace(filters, category_ids=probe.kinds),
+                vectors=None if vectors is None else query_vectors_array([vectors[probe.region]]),
+                source=None if vectors is not None else ("snapshot", int(snapshot_id)),
+                exclude_ids=tuple(int(i) for i in exclude_ids),
+                regions=None if vectors is not None else (probe.region,),
+            )
+            found[pid] = {item_id: dist for item_id, dist, _ in _hits(query, options, exact=True)}
+    return found
 
 
 def look_picks(
@@ -192,28 +296,63 @@ def look_picks(
         raise ValueError("give exactly one of snapshot_id or vectors")
     if vectors is not None:
         _check_vectors(vectors, version)
+        vectors = np.asarray(vectors, dtype=np.float32)
     filters = filters or Filters()
-    found, by_region = _garments_and_vectors(
-        snapshot_id=snapshot_id, vectors=vectors, garments=garments, version=version, known=look_garments
-    )
-    if snapshot_id is not None and found and len(by_region) < 1 + len(found):
-        raise NotEmbedded()
-    taken = set(int(i) for i in exclude_ids)
-    chosen: dict[int, ItemMatch] = {}
-    kinds = category_ids_by_group() if found else {}
+    if snapshot_id is not None:
+        found = (
+            list(look_garments)
+            if look_garments is not None
+            else garment_list(snapshot_id=snapshot_id, model_version=version)
+        )
+    else:
+        found = [g for g in garments_from_records(garments or []) if 0 < g.region < len(vectors)]
+    if not found:
+        return [], []
+    # Garments choose by size. Garment i can lose at most i items to larger ones, so its pick is the best
+    # of its own top i + 1 that is still free: each garment's top i + 1 from its row and from the whole
+    # photo's (an item scores by its better one) gives exactly the greedy answer, all in one statement.
+    kinds = category_ids_by_group()
+    searched: list[Garment] = []
+    probes: list[_Probe] = []
     for garment in sorted(found, key=lambda g: (-_area(g), g.number)):
         narrowed = garment_filters(garment.group, filters, kinds.get(garment.group, ()))
         if narrowed is None:
             continue
-        # the serving rule (an item scores by its best row) over the garment's row and the whole photo's:
-        # a garment the parser cut short is still matched by the whole photo, within the garment's kind
-        queries = [by_region[garment.region], by_region[0]]
-        hits = _nearest_items(queries, version=version, k=1, filters=narrowed, exclude_ids=taken, options=options)
-        if hits:
-            item_id, dist, item = hits[0]
-            taken.add(item_id)
-            chosen[garment.number] = ItemMatch(item=item, distance=dist)
-    picks = [GarmentPick(garment=g, match=chosen[g.number]) for g in found if g.number in chosen]
+        for region in (garment.region, 0):
+            probes.append(_Probe(len(searched), region, len(searched) + 1, narrowed.category_ids))
+        searched.append(garment)
+    if not probes:
+        return found, []
+    hits = _probe_hits(
+        version=version,
+        probes=probes,
+        filters=filters,
+        exclude_ids=exclude_ids,
+        snapshot_id=snapshot_id,
+        vectors=vectors,
+        options=options,
+    )
+    if snapshot_id is not None and not any(hits) and not is_embedded("snapshot", version, snapshot_id):
+        raise NotEmbedded()
+    candidates: list[dict[int, float]] = [{} for _ in searched]
+    for probe, found_items in zip(probes, hits, strict=True):
+        best = candidates[probe.ord]
+        for item_id, dist in found_items.items():
+            best[item_id] = min(dist, best.get(item_id, float("inf")))
+    taken: set[int] = set()
+    chosen: dict[int, tuple[int, float]] = {}
+    for n, garment in enumerate(searched):
+        for item_id, dist in sorted(candidates[n].items(), key=lambda pair: (pair[1], pair[0])):
+            if item_id not in taken:
+                taken.add(item_id)
+                chosen[garment.number] = (item_id, dist)
+                break
+    rows = Item.objects.select_related("brand", "category").in_bulk([item_id for item_id, _ in chosen.values()])
+    picks = [
+        GarmentPick(garment=g, match=ItemMatch(item=rows[chosen[g.number][0]], distance=chosen[g.number][1]))
+        for g in found
+        if g.number in chosen and chosen[g.number][0] in rows
+    ]
     return found, picks
 
 
@@ -262,7 +401,9 @@ def item_list_for_garment(
     narrowed = garment_filters(group, filters) if group else filters
     if narrowed is None:
         return garment, []
-    hits = _nearest_items([np.asarray(vector)], version=version, k=k, filters=narrowed, exclude_ids=(), options=options)
+    hits = _nearest_items(
+        [np.asarray(vector)], version=version, k=k, filters=narrowed, exclude_ids=(), options=_garment_options(options)
+    )
     return garment, [ItemMatch(item=item, distance=dist) for _, dist, item in hits]
 
 
