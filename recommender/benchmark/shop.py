@@ -2,9 +2,9 @@
 
 Two cases per filter: ``look_picks`` (the whole answer: the look's garments and every garment's
 search, one pick each, larger garments first) and ``item_list_for_garment`` (more like this
-piece, k items). The exact answer is the same selector with ``exact_below_rows`` above any
-count, so every garment's search is an exact scan and the same greedy one-pick-per-garment rule
-runs on exact neighbours. Recall of the picks: the share of the exact picks the served answer
+piece, k items). The exact answer is the same selector with ``exact=True``: every garment's
+search (and the whole photo's) is an exact scan and the same greedy one-pick-per-garment rule runs
+on exact neighbours. Recall of the picks: the share of the exact picks the served answer
 has; of more like this piece: the share of the exact top k.
 """
 
@@ -23,18 +23,13 @@ from django.test.utils import CaptureQueriesContext
 from catalog.models import SnapshotEmbedding, SnapshotGarment
 from recommender.benchmark.measure import WARM_STABLE, CaseResult, Write, percentile
 from recommender.models import ModelVersion
-from recommender.selectors import Filters, SearchOptions, similar_sql, vector_cursor
+from recommender.selectors import Filters, similar_sql, vector_cursor
 from recommender.selectors.filters import owners_matching
 from recommender.selectors.similarity.pieces import garment_filters, garment_list, item_list_for_garment, look_picks
 
 TARGET_P95_MS = 10
 TARGET_RECALL = 0.98
 LOOK_PICKS, MORE_LIKE = "look_picks", "more like this piece"
-
-
-def exact_options() -> SearchOptions:
-    """The served settings, except that every filtered search (each garment's is) scans exactly."""
-    return SearchOptions.from_settings(exact_below_rows=10**9)
 
 
 @dataclass(frozen=True)
@@ -78,18 +73,18 @@ class ShopMeasurement:
         self.piece = {s: int(rng.integers(1, counts.get(s, 1) + 1)) for s in looks + warm}
         self.garment_counts = counts
 
-    def _picks(self, look: int, filters: Filters, options: SearchOptions | None) -> list[int]:
-        _, picks = look_picks(snapshot_id=look, filters=filters, model_version=self.version, options=options)
+    def _picks(self, look: int, filters: Filters, exact: bool) -> list[int]:
+        _, picks = look_picks(snapshot_id=look, filters=filters, model_version=self.version, exact=exact)
         return [p.match.item.pk for p in picks]
 
-    def _more(self, look: int, filters: Filters, options: SearchOptions | None) -> list[int]:
+    def _more(self, look: int, filters: Filters, exact: bool) -> list[int]:
         _, matches = item_list_for_garment(
             snapshot_id=look,
             garment_number=self.piece[look],
             k=self.k,
             filters=filters,
             model_version=self.version,
-            options=options,
+            exact=exact,
         )
         return [m.item.pk for m in matches]
 
@@ -99,13 +94,13 @@ class ShopMeasurement:
             exact, exact_ms = {}, []
             for look in self.looks:
                 started = time.perf_counter()
-                exact[look] = run(look, filters, exact_options())
+                exact[look] = run(look, filters, True)
                 exact_ms.append(_ms(started))
             self._warm_up(case, label, run, filters)
             latencies, recalls = [], []
             for look in self.looks:
                 started = time.perf_counter()
-                got = run(look, filters, None)
+                got = run(look, filters, False)
                 latencies.append(_ms(started))
                 truth = set(exact[look])
                 recalls.append(len(truth & set(got)) / len(truth) if truth else 1.0)
@@ -135,7 +130,7 @@ class ShopMeasurement:
             latencies = []
             for look in pool[start : start + size]:
                 started = time.perf_counter()
-                run(look, filters, None)
+                run(look, filters, False)
                 latencies.append(_ms(started))
             rounds.append(statistics.median(latencies))
             if len(rounds) >= 2 and abs(rounds[-1] - rounds[-2]) <= WARM_STABLE * rounds[-2]:
@@ -152,7 +147,7 @@ class ShopMeasurement:
             # The log is a bounded deque that DEBUG may have filled: start it empty, so its length counts.
             connection.queries_log.clear()
             with CaptureQueriesContext(connection):
-                run(look, filters, None)
+                run(look, filters, False)
                 logged = list(connection.queries_log)
             counts.append(len(logged))
             times.append(sum(float(q["time"]) for q in logged) * 1000)

@@ -123,9 +123,11 @@ def test_a_look_without_garments_has_no_picks_and_an_item_finds_the_garment_it_m
         matched_garments(matches=matches)
 
 
-def test_a_looks_picks_are_one_search_statement_whatever_its_garments(look):
+def test_a_looks_picks_are_one_search_statement_whatever_its_garments(look, settings):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
+
+    settings.RECOMMENDER_PICKS_WHOLE_PHOTO_TOP = 10  # fewer than the catalog's items: the walk is not short
 
     look_picks(snapshot_id=look["snapshot"].pk)  # warm
     with CaptureQueriesContext(connection) as queries:
@@ -150,6 +152,31 @@ def test_a_smaller_garment_of_a_kind_with_one_item_gets_no_pick_after_an_exact_s
     with CaptureQueriesContext(connection) as queries:
         garments, picks = look_picks(snapshot_id=snapshot.pk)
     assert len(garments) == 2 and [(p.garment.region, p.match.item.pk) for p in picks] == [(1, boot.pk)]
-    # the smaller garment's probes asked for 2 items of a kind that has 1: they ended short and were
-    # searched again exactly (as a walk cut short by hnsw.max_scan_tuples would be)
-    assert sum(") + 0 LIMIT 2" in q["sql"] for q in queries.captured_queries) == 2
+    # the smaller garment's walk asked for 2 items of a kind that has 1: it ended short and was searched
+    # again exactly (as a walk cut short by hnsw.max_scan_tuples would be)
+    assert sum(") + 0 LIMIT 2" in q["sql"] for q in queries.captured_queries) == 1
+
+
+def test_the_whole_photo_counts_for_the_items_among_its_own_top_n(look, settings):
+    settings.RECOMMENDER_PICKS_WHOLE_PHOTO_TOP = 3
+    everything = [i for group in look["items"].values() for i in group]
+    whole = look["regions"][0]
+    top_whole = set(_brute(whole, everything, look["vectors"], k=3))
+    _, picks = look_picks(snapshot_id=look["snapshot"].pk)
+    taken = set()
+    for pick in sorted(
+        picks, key=lambda p: -(p.garment.box[2] - p.garment.box[0]) * (p.garment.box[3] - p.garment.box[1])
+    ):
+        g = np.asarray(look["regions"][pick.garment.region])
+
+        def score(item, g=g):
+            near = float(g @ np.asarray(look["vectors"][item.pk]))
+            if item.pk in top_whole:
+                near = max(near, float(np.asarray(whole) @ np.asarray(look["vectors"][item.pk])))
+            return near
+
+        kind = [i for i in look["items"][pick.garment.group] if i.pk not in taken]
+        best = max(kind, key=lambda i: (score(i), -i.pk))
+        assert pick.match.item.pk == best.pk
+        assert pick.match.score == pytest.approx(score(best), abs=1e-5)
+        taken.add(best.pk)

@@ -146,7 +146,7 @@ def garment_filters(group: str, filters: Filters, kinds: tuple[int, ...] | None 
     return replace(filters, category_ids=allowed) if allowed else None
 
 
-def _nearest_items(vectors: Sequence[np.ndarray], *, version, k, filters, exclude_ids, options) -> list:
+def _nearest_items(vectors: Sequence[np.ndarray], *, version, k, filters, exclude_ids, options, exact=False) -> list:
     """The k items nearest any of ``vectors`` (an item scores by its best one), with their rows."""
     query = Query(
         kind="item",
@@ -156,7 +156,7 @@ def _nearest_items(vectors: Sequence[np.ndarray], *, version, k, filters, exclud
         vectors=query_vectors_array(vectors),
         exclude_ids=tuple(exclude_ids),
     )
-    return rows_complete("item", _hits(query, options, hydrate=True))
+    return rows_complete("item", _hits(query, options, exact=exact, hydrate=True))
 
 
 def _garment_options(options: SearchOptions | None) -> SearchOptions:
@@ -177,61 +177,85 @@ class _Probe:
     kinds: tuple[int, ...]
 
 
+WHOLE = -1  # the probe index of the whole photo's walk in :func:`picks_sql`'s rows
+
+
 def picks_sql(
-    *, version: ModelVersion, probes: Sequence[_Probe], filters: Filters, exclude_ids, snapshot_id=None, vectors=None
+    *,
+    version: ModelVersion,
+    probes: Sequence[_Probe],
+    whole_limit: int,
+    filters: Filters,
+    exclude_ids,
+    snapshot_id=None,
+    vectors=None,
 ) -> tuple[str, list]:
-    """Every probe of a look in one statement: per probe its ``limit`` nearest items among its ``kinds``
-    (the shopper's other filters in the same WHERE), from a stored look's rows (``snapshot_id``) or given
-    ``vectors`` (by region); rows ``(probe index, item_id, distance)``. Run on a :func:`vector_cursor`."""
+    """A look's searches in one statement: per garment probe its ``limit`` nearest items among its
+    ``kinds``, and the whole photo's (region 0) ``whole_limit`` nearest items of any kind (probe index
+    :data:`WHOLE`), the shopper's other filters in the same WHERE; from a stored look's rows
+    (``snapshot_id``) or given ``vectors`` (by region). Rows ``(probe index, item_id, distance, category_id)``;
+    run on a :func:`vector_cursor`. The walks' LIMITs are constants: with a per-row LIMIT the planner
+    leaves the HNSW index for a sort of every item."""
     from recommender.indexes import index_precision
     from recommender.selectors.similarity.sql import filter_clauses
 
     dim, version_id = int(version.dim), int(version.pk)
     index_type = index_precision()[0]
-    pids = list(range(len(probes)))
-    limits = [p.limit for p in probes]
     kinds = ["{" + ",".join(str(int(c)) for c in p.kinds) + "}" for p in probes]
     if snapshot_id is not None:
-        rows = (
-            f"SELECT x.pid, x.lim, x.kinds::bigint[] AS kinds, s.vector::vector({dim}) AS vf "
-            "FROM unnest(%s::int[], %s::int[], %s::int[], %s::text[]) AS x(pid, region, lim, kinds) "
-            f"JOIN {SNAPSHOT.table} s ON s.model_version_id = {version_id} AND s.{SNAPSHOT.fk} = %s "
-            "AND s.region = x.region"
+        stored = f"JOIN {SNAPSHOT.table} s ON s.model_version_id = {version_id} AND s.{SNAPSHOT.fk} = %s"
+        garment_rows = (
+            f"SELECT x.pid, x.kinds::bigint[] AS kinds, s.vector::vector({dim}) AS vf "
+            f"FROM unnest(%s::int[], %s::int[], %s::text[]) AS x(pid, region, kinds) {stored} AND s.region = x.region"
         )
-        params: list = [pids, [p.region for p in probes], limits, kinds, int(snapshot_id)]
+        whole_row = f"SELECT s.vector::vector({dim}) AS vf FROM (SELECT 0 AS region) x {stored} AND s.region = 0"
+        params: list = [list(range(len(probes))), [p.region for p in probes], kinds, int(snapshot_id)]
+        whole_params: list = [int(snapshot_id)]
     else:
-        rows = (
-            f"SELECT x.pid, x.lim, x.kinds::bigint[] AS kinds, x.vf::vector({dim}) AS vf "
-            "FROM unnest(%s::int[], %b::vector[], %s::int[], %s::text[]) AS x(pid, vf, lim, kinds)"
+        garment_rows = (
+            f"SELECT x.pid, x.kinds::bigint[] AS kinds, x.vf::vector({dim}) AS vf "
+            "FROM unnest(%s::int[], %b::vector[], %s::text[]) AS x(pid, vf, kinds)"
         )
-        params = [pids, [np.asarray(vectors[p.region], dtype=np.float32) for p in probes], limits, kinds]
-    # the kinds are per probe; the shopper's styles and brands (and the exclusions) the same for all
+        whole_row = f"SELECT %b::vector({dim}) AS vf"
+        vectors_of = [np.asarray(vectors[p.region], dtype=np.float32) for p in probes]
+        params = [list(range(len(probes))), vectors_of, kinds]
+        whole_params = [np.asarray(vectors[0], dtype=np.float32)]
+    # the kinds are per garment; the shopper's styles and brands (and the exclusions) the same for all
     clauses, filter_params = filter_clauses("item", replace(filters, category_ids=()), exclude_ids)
-    where = " AND ".join(
-        [
-            f"e.model_version_id = {version_id}",
-            f"e.{ITEM.fk} IN (SELECT i.id FROM {ITEM.owner_table} i WHERE i.category_id = ANY(g.kinds))",
-            *clauses,
-        ]
-    )
+    kind_clause = f"(SELECT i.category_id FROM {ITEM.owner_table} i WHERE i.id = e.{ITEM.fk}) = ANY(q.kinds)"
+
+    def walk(source: str, limit: int, with_kinds: bool) -> str:
+        where = " AND ".join([f"e.model_version_id = {version_id}", *([kind_clause] if with_kinds else []), *clauses])
+        return (
+            f"SELECT q.pid, c.target_id, c.dist, i.category_id FROM {source} q CROSS JOIN LATERAL ("
+            f"SELECT e.{ITEM.fk} AS target_id, (e.vector::vector({dim}) <=> q.vf) AS dist FROM {ITEM.table} e "
+            f"WHERE {where} ORDER BY (e.vector::{index_type}({dim}) <=> q.v) LIMIT {int(limit)}) c "
+            f"JOIN {ITEM.owner_table} i ON i.id = c.target_id"
+        )
+
     sql = (
-        f"WITH g AS MATERIALIZED (SELECT gg.*, gg.vf::{index_type}({dim}) AS v FROM ({rows}) gg) "
-        f"SELECT g.pid, c.target_id, c.dist FROM g CROSS JOIN LATERAL ("
-        f"SELECT e.{ITEM.fk} AS target_id, (e.vector::vector({dim}) <=> g.vf) AS dist FROM {ITEM.table} e "
-        f"WHERE {where} ORDER BY (e.vector::{index_type}({dim}) <=> g.v) LIMIT g.lim) c"
+        f"WITH g AS MATERIALIZED (SELECT gg.*, gg.vf::{index_type}({dim}) AS v FROM ({garment_rows}) gg), "
+        f"w AS MATERIALIZED (SELECT {WHOLE} AS pid, ww.vf, ww.vf::{index_type}({dim}) AS v FROM ({whole_row}) ww) "
+        f"{walk('g', max((p.limit for p in probes), default=1), True)} UNION ALL {walk('w', whole_limit, False)}"
     )
-    return sql, [*params, *filter_params]
+    return sql, [*params, *whole_params, *filter_params, *filter_params]
 
 
-def _probe_hits(*, version, probes, filters, exclude_ids, snapshot_id, vectors, options) -> list[dict[int, float]]:
-    """Per probe {item_id: distance}, all probes in one statement under one set of session settings. A
-    probe whose walk ended short of its limit (a kind rarer than the walk reaches, or fewer items) is
-    searched again exactly, as ``plan_run`` does for a short walk."""
+def _probe_hits(
+    *, version, probes, filters, exclude_ids, snapshot_id, vectors, options, exact_only=False
+) -> tuple[list[dict[int, float]], dict[int, tuple[float, int | None]]]:
+    """(per garment probe {item_id: distance}, the whole photo's {item_id: (distance, category_id)}), all in
+    one statement under one set of session settings. A walk that ended short of its limit (a kind rarer
+    than the walk reaches, or fewer items) is searched again exactly, as ``plan_run`` does; with
+    ``exact_only`` every walk is an exact scan (the reference of the benchmark and the tests)."""
+    from django.conf import settings
+
     from recommender.selectors.similarity.execution import settings_apply
     from recommender.selectors.similarity.planner import SearchPlan, Strategy
 
     options = options or SearchOptions.from_settings()
-    deepest = max(p.limit for p in probes)
+    whole_limit = max(1, int(settings.RECOMMENDER_PICKS_WHOLE_PHOTO_TOP))
+    deepest = max([whole_limit, *(p.limit for p in probes)])
     plan = SearchPlan(
         strategy=Strategy.WALK,
         ef_search=options.ef_search,
@@ -246,31 +270,48 @@ def _probe_hits(*, version, probes, filters, exclude_ids, snapshot_id, vectors, 
     sql, params = picks_sql(
         version=version,
         probes=probes,
+        whole_limit=whole_limit,
         filters=filters,
         exclude_ids=exclude_ids,
         snapshot_id=snapshot_id,
         vectors=vectors,
     )
     found: list[dict[int, float]] = [{} for _ in probes]
+    whole: dict[int, tuple[float, int | None]] = {}
     with transaction.atomic(), vector_cursor() as cursor:
         settings_apply(cursor, plan.session_settings)
         cursor.execute(sql, params)
-        for pid, item_id, dist in cursor.fetchall():
-            found[int(pid)][int(item_id)] = float(dist)
+        for pid, item_id, dist, category_id in [] if exact_only else cursor.fetchall():
+            if int(pid) == WHOLE:
+                whole[int(item_id)] = (float(dist), category_id)
+            else:
+                found[int(pid)][int(item_id)] = float(dist)
+
+    def exact(region: int, k: int, narrowed: Filters) -> list:
+        query = Query(
+            kind="item",
+            model_version=version,
+            k=k,
+            filters=narrowed,
+            vectors=None if vectors is None else query_vectors_array([vectors[region]]),
+            source=None if vectors is not None else ("snapshot", int(snapshot_id)),
+            exclude_ids=tuple(int(i) for i in exclude_ids),
+            regions=None if vectors is not None else (region,),
+        )
+        return rows_complete("item", _hits(query, options, exact=True, hydrate=True))
+
     for pid, probe in enumerate(probes):
         if len(found[pid]) < probe.limit:
-            query = Query(
-                kind="item",
-                model_version=version,
-                k=probe.limit,
-                filters=replace(filters, category_ids=probe.kinds),
-                vectors=None if vectors is None else query_vectors_array([vectors[probe.region]]),
-                source=None if vectors is not None else ("snapshot", int(snapshot_id)),
-                exclude_ids=tuple(int(i) for i in exclude_ids),
-                regions=None if vectors is not None else (probe.region,),
-            )
-            found[pid] = {item_id: dist for item_id, dist, _ in _hits(query, options, exact=True)}
-    return found
+            found[pid] = {
+                item_id: dist
+                for item_id, dist, _ in exact(probe.region, probe.limit, replace(filters, category_ids=probe.kinds))
+            }
+    if len(whole) < whole_limit:
+        whole = {
+            item_id: (dist, item.category_id)
+            for item_id, dist, item in exact(0, whole_limit, replace(filters, category_ids=()))
+        }
+    return found, whole
 
 
 def look_picks(
@@ -283,13 +324,17 @@ def look_picks(
     model_version: ModelVersion | None = None,
     options: SearchOptions | None = None,
     look_garments: Sequence[Garment] | None = None,
+    exact: bool = False,
 ) -> tuple[list[Garment], list[GarmentPick]]:
     """A look's garments and one item for each (a stored snapshot by id, or an upload's ``vectors`` with
-    its ``garments`` records): among the garment's kind, the item nearest the garment or the whole photo
-    (the serving rule over those two rows). Garments choose in order of size, so a small piece never takes
-    the item a large one matches best; picks come back in the look's order. A garment with no item of its kind
-    passing the filters has no pick. ``look_garments``: the stored look's :func:`garment_list`, when the
-    caller has read it already. Raises :class:`NoActiveModel`, or :class:`NotEmbedded` for a stored
+    its ``garments`` records): among the garment's kind, the item nearest the garment, or nearest the whole
+    photo among the whole photo's top ``RECOMMENDER_PICKS_WHOLE_PHOTO_TOP`` items (the serving rule over the
+    two rows, the whole photo's side cut to one shared walk). Garments choose in order of size, so a small
+    piece never takes the item a large one matches best; picks come back in the look's order. A garment
+    with no item of its kind passing the filters has no pick. ``look_garments``: the stored look's
+    :func:`garment_list`, when the caller has read it already; ``exact``: every search an exact scan (the
+    reference answer of the benchmark). Raises :class:`NoActiveModel`, or
+    :class:`NotEmbedded` for a stored
     snapshot without the version's vectors."""
     version = _require_active(model_version)
     if (snapshot_id is None) == (vectors is None):
@@ -309,8 +354,8 @@ def look_picks(
     if not found:
         return [], []
     # Garments choose by size. Garment i can lose at most i items to larger ones, so its pick is the best
-    # of its own top i + 1 that is still free: each garment's top i + 1 from its row and from the whole
-    # photo's (an item scores by its better one) gives exactly the greedy answer, all in one statement.
+    # free item among its own top i + 1 and the whole photo's top items of its kind (an item scores by the
+    # nearer of the two rows): those lists hold the greedy answer, and one statement fetches them all.
     kinds = category_ids_by_group()
     searched: list[Garment] = []
     probes: list[_Probe] = []
@@ -318,12 +363,11 @@ def look_picks(
         narrowed = garment_filters(garment.group, filters, kinds.get(garment.group, ()))
         if narrowed is None:
             continue
-        for region in (garment.region, 0):
-            probes.append(_Probe(len(searched), region, len(searched) + 1, narrowed.category_ids))
+        probes.append(_Probe(len(searched), garment.region, len(searched) + 1, narrowed.category_ids))
         searched.append(garment)
     if not probes:
         return found, []
-    hits = _probe_hits(
+    hits, whole = _probe_hits(
         version=version,
         probes=probes,
         filters=filters,
@@ -331,18 +375,19 @@ def look_picks(
         snapshot_id=snapshot_id,
         vectors=vectors,
         options=options,
+        exact_only=exact,
     )
-    if snapshot_id is not None and not any(hits) and not is_embedded("snapshot", version, snapshot_id):
+    if snapshot_id is not None and not whole and not is_embedded("snapshot", version, snapshot_id):
         raise NotEmbedded()
-    candidates: list[dict[int, float]] = [{} for _ in searched]
-    for probe, found_items in zip(probes, hits, strict=True):
-        best = candidates[probe.ord]
-        for item_id, dist in found_items.items():
-            best[item_id] = min(dist, best.get(item_id, float("inf")))
     taken: set[int] = set()
     chosen: dict[int, tuple[int, float]] = {}
-    for n, garment in enumerate(searched):
-        for item_id, dist in sorted(candidates[n].items(), key=lambda pair: (pair[1], pair[0])):
+    for probe, garment in zip(probes, searched, strict=True):
+        allowed = set(probe.kinds)
+        candidates = dict(hits[probe.ord])
+        for item_id, (dist, category_id) in whole.items():
+            if category_id in allowed and dist < candidates.get(item_id, float("inf")):
+                candidates[item_id] = dist
+        for item_id, dist in sorted(candidates.items(), key=lambda pair: (pair[1], pair[0])):
             if item_id not in taken:
                 taken.add(item_id)
                 chosen[garment.number] = (item_id, dist)
@@ -371,8 +416,10 @@ def item_list_for_garment(
     filters: Filters | None = None,
     model_version: ModelVersion | None = None,
     options: SearchOptions | None = None,
+    exact: bool = False,
 ) -> tuple[Garment | None, list[ItemMatch]]:
-    """ "More like this piece": the k items nearest one garment, among its kind's categories.
+    """ "More like this piece": the k items nearest one garment, among its kind's categories (``exact``: by
+    an exact scan, the benchmark's reference).
 
     A stored look's garment by its number (:class:`GarmentNotFound` when the look has no such garment),
     or an upload's garment ``vector`` with its ``group`` (None: any category, e.g. a box the shopper drew).
@@ -402,7 +449,13 @@ def item_list_for_garment(
     if narrowed is None:
         return garment, []
     hits = _nearest_items(
-        [np.asarray(vector)], version=version, k=k, filters=narrowed, exclude_ids=(), options=_garment_options(options)
+        [np.asarray(vector)],
+        version=version,
+        k=k,
+        filters=narrowed,
+        exclude_ids=(),
+        options=_garment_options(options),
+        exact=exact,
     )
     return garment, [ItemMatch(item=item, distance=dist) for _, dist, item in hits]
 
