@@ -41,6 +41,9 @@ RECOMMENDER_MAX_SCAN_TUPLES = env.get_int("RECOMMENDER_MAX_SCAN_TUPLES", 20000)
 # Shop the look: a garment's pick is the item of its kind nearest the garment, or nearest the whole
 # photo among the whole photo's top this many items (one walk for all garments; docs/recommender.md).
 RECOMMENDER_PICKS_WHOLE_PHOTO_TOP = env.get_int("RECOMMENDER_PICKS_WHOLE_PHOTO_TOP", 50)
+# ... and its walks give up after this many graph tuples (hnsw.max_scan_tuples): a kind so rare under the
+# filters that the walk cannot find it soon is ranked by an exact scan of its few items instead.
+RECOMMENDER_PICKS_MAX_SCAN_TUPLES = env.get_int("RECOMMENDER_PICKS_MAX_SCAN_TUPLES", 2000)
 # With filters, fewer matching vector rows than this are ranked by an exact scan; more, by the HNSW walk.
 RECOMMENDER_EXACT_BELOW_ROWS = env.get_int("RECOMMENDER_EXACT_BELOW_ROWS", 2000)
 # Snapshot -> items probes the item index once per snapshot region. Query with this region scheme

@@ -265,7 +265,7 @@ def _probe_hits(
         enable_sort=False,  # the planner would otherwise sort every item of a kind exactly
         exact_fallback=True,
         iterative_scan=options.iterative_scan,
-        max_scan_tuples=options.max_scan_tuples,
+        max_scan_tuples=min(options.max_scan_tuples, max(1, int(settings.RECOMMENDER_PICKS_MAX_SCAN_TUPLES))),
     )
     sql, params = picks_sql(
         version=version,
