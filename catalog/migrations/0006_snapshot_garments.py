@@ -6,30 +6,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0005_embedding_queued_at'),
-        ('recommender', '0002_modelversion_index_progress_and_decision'),
+        ("catalog", "0005_embedding_queued_at"),
+        ("recommender", "0002_modelversion_index_progress_and_decision"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SnapshotGarment',
+            name="SnapshotGarment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('region', models.PositiveSmallIntegerField(help_text='The snapshot embedding row that describes this garment.')),
-                ('group', models.CharField(help_text="The parser's garment group (ml.garments.GROUPS).", max_length=40)),
-                ('box', django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), size=4)),
-                ('outline', models.JSONField(blank=True, default=list)),
-                ('confidence', models.FloatField(help_text="Mean parser probability over the garment's pixels.")),
-                ('area', models.FloatField(help_text="The garment's share of the photo's pixels.")),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='recommender.modelversion')),
-                ('snapshot', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='garments', to='catalog.snapshot')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "region",
+                    models.PositiveSmallIntegerField(
+                        help_text="The snapshot embedding row that describes this garment."
+                    ),
+                ),
+                (
+                    "group",
+                    models.CharField(help_text="The parser's garment group (ml.garments.GROUPS).", max_length=40),
+                ),
+                ("box", django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), size=4)),
+                ("outline", models.JSONField(blank=True, default=list)),
+                ("confidence", models.FloatField(help_text="Mean parser probability over the garment's pixels.")),
+                ("area", models.FloatField(help_text="The garment's share of the photo's pixels.")),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="recommender.modelversion"
+                    ),
+                ),
+                (
+                    "snapshot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="garments", to="catalog.snapshot"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['snapshot', 'model_version', 'region'],
-                'indexes': [models.Index(fields=['model_version', 'snapshot'], name='catalog_sna_model_v_6e768a_idx')],
-                'constraints': [models.UniqueConstraint(fields=('snapshot', 'model_version', 'region'), name='catalog_snapshotgarment_unique'), models.CheckConstraint(condition=models.Q(('region__gte', 1)), name='catalog_snapshotgarment_region_not_whole')],
+                "ordering": ["snapshot", "model_version", "region"],
+                "indexes": [models.Index(fields=["model_version", "snapshot"], name="catalog_sna_model_v_6e768a_idx")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("snapshot", "model_version", "region"), name="catalog_snapshotgarment_unique"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("region__gte", 1)), name="catalog_snapshotgarment_region_not_whole"
+                    ),
+                ],
             },
         ),
     ]
