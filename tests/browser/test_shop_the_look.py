@@ -91,6 +91,7 @@ def test_a_looks_garment_is_chosen_by_click_on_its_label_or_outline_and_by_keybo
 
     page.get_by_role("link", name="Back to the whole look").click()
     page.wait_for_selector('#recommendations [data-results="picks"]')
+    page.wait_for_load_state("load")  # lookbook.js's click handler is attached once the page has loaded
     # the outline itself is clickable too (lookbook.js passes the click to its label)
     top = page.locator('.look-shapes .garment-shape[data-garment="1"] .shape-line').bounding_box()
     page.mouse.click(top["x"] + top["width"] / 2, top["y"] + top["height"] / 2)
