@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from catalog.embedding_targets import ITEM, SNAPSHOT
-from catalog.models import Item, Snapshot, SnapshotGarment
+from catalog.models import SnapshotGarment
 from catalog.selectors import category_ids_for_group
 from catalog.services.taxonomy import category_tree_ensure
 from catalog.taxonomy import GROUP_CATEGORIES
@@ -34,7 +34,6 @@ from recommender.benchmark.scratch import (
     BACKBONE,
     CREATE_BATCH,
     ScratchCatalog,
-    hash_prefix,
     unit,
     vector_copy,
 )
@@ -151,7 +150,7 @@ class GarmentCatalog:
 
     def fill_items(self, count: int, lines: Lines) -> tuple[list[int], np.ndarray]:
         """``count`` items, each in a canonical category of its group and near one of its lines."""
-        rng, version = self.base.rng, self.base.version
+        rng = self.base.rng
         category_tree_ensure()  # the canonical tree; existing rows are kept as they are
         groups = list(GROUP_SHARES)
         shares = np.asarray([GROUP_SHARES[g] for g in groups]) / sum(GROUP_SHARES.values())
@@ -163,40 +162,14 @@ class GarmentCatalog:
             chosen = np.flatnonzero(group_idx == g)
             item_lines[chosen] = rng.choice(lines.of_group[group], size=len(chosen))
             categories[chosen] = rng.choice(kinds[group], size=len(chosen))
-        stamp, prefix = version.pk, hash_prefix(version.pk, ITEM)
-        ids = self.base.create(
-            ITEM,
-            count,
-            lambda n: Item(
-                name=f"bench item {n}",
-                image=f"bench/{stamp}/i{n}.jpg",
-                width=300,
-                height=400,
-                content_hash=f"{prefix}{n}",
-                embedding_status="ready",
-                category_id=int(categories[n]),
-            ),
-        )
+        ids = self.base.create_items(count, categories)
         self.base.copy_vectors(ITEM, ids, lambda idx: lines.centres[item_lines[idx]], noise=ITEM_NOISE)
         return ids, item_lines
 
     def fill_snapshots(self, count: int, lines: Lines, item_lines: np.ndarray) -> list[int]:
         """``count`` published looks, each with 1 + n region rows and its n garments (3 <= n <= 8)."""
         rng, version, dim = self.base.rng, self.base.version, self.base.dim
-        stamp, prefix = version.pk, hash_prefix(version.pk, SNAPSHOT)
-        ids = self.base.create(
-            SNAPSHOT,
-            count,
-            lambda n: Snapshot(
-                title=f"bench look {n}",
-                image=f"bench/{stamp}/s{n}.jpg",
-                width=300,
-                height=450,
-                content_hash=f"{prefix}{n}",
-                embedding_status="ready",
-                is_published=True,
-            ),
-        )
+        ids = self.base.create_snapshots(count)
         # A line is worn as often as it has items.
         weight = np.bincount(item_lines, minlength=len(lines.centres)).astype(np.float64) + 1.0
         garments: list[SnapshotGarment] = []

@@ -97,11 +97,10 @@ class ScratchCatalog:
     regions: int
     progress: Progress = _no_progress
 
-    def fill_items(self, count: int, centers: np.ndarray) -> tuple[list[int], np.ndarray]:
-        """``count`` items, each near one cluster centre; returns their ids and clusters."""
+    def create_items(self, count: int, category_ids=None) -> list[int]:
+        """``count`` scratch item rows (``category_ids[n]`` the category of item n, when given), no vectors."""
         stamp, prefix = self.version.pk, hash_prefix(self.version.pk, ITEM)
-        clusters = self.rng.integers(0, len(centers), size=count)
-        ids = self.create(
+        return self.create(
             ITEM,
             count,
             lambda n: Item(
@@ -111,15 +110,14 @@ class ScratchCatalog:
                 height=400,
                 content_hash=f"{prefix}{n}",
                 embedding_status="ready",
+                category_id=None if category_ids is None else int(category_ids[n]),
             ),
         )
-        self.copy_vectors(ITEM, ids, lambda idx: centers[clusters[idx]], noise=0.75)
-        return ids, clusters
 
-    def fill_snapshots(self, count: int, centers: np.ndarray) -> list[int]:
-        """``count`` published looks with ``regions`` region vectors each."""
+    def create_snapshots(self, count: int) -> list[int]:
+        """``count`` scratch published look rows, no vectors."""
         stamp, prefix = self.version.pk, hash_prefix(self.version.pk, SNAPSHOT)
-        ids = self.create(
+        return self.create(
             SNAPSHOT,
             count,
             lambda n: Snapshot(
@@ -132,6 +130,17 @@ class ScratchCatalog:
                 is_published=True,
             ),
         )
+
+    def fill_items(self, count: int, centers: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """``count`` items, each near one cluster centre; returns their ids and clusters."""
+        clusters = self.rng.integers(0, len(centers), size=count)
+        ids = self.create_items(count)
+        self.copy_vectors(ITEM, ids, lambda idx: centers[clusters[idx]], noise=0.75)
+        return ids, clusters
+
+    def fill_snapshots(self, count: int, centers: np.ndarray) -> list[int]:
+        """``count`` published looks with ``regions`` region vectors each."""
+        ids = self.create_snapshots(count)
         self.copy_vectors(SNAPSHOT, ids, lambda idx: self._look_bases(centers, idx), noise=0.9)
         return ids
 
