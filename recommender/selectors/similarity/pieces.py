@@ -278,14 +278,17 @@ def _probe_hits(
     )
     found: list[dict[int, float]] = [{} for _ in probes]
     whole: dict[int, tuple[float, int | None]] = {}
-    with transaction.atomic(), vector_cursor() as cursor:
-        settings_apply(cursor, plan.session_settings)
-        cursor.execute(sql, params)
-        for pid, item_id, dist, category_id in [] if exact_only else cursor.fetchall():
-            if int(pid) == WHOLE:
-                whole[int(item_id)] = (float(dist), category_id)
-            else:
-                found[int(pid)][int(item_id)] = float(dist)
+    rows = []
+    if not exact_only:  # the exact reference scans every probe below instead
+        with transaction.atomic(), vector_cursor() as cursor:
+            settings_apply(cursor, plan.session_settings)
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    for pid, item_id, dist, category_id in rows:
+        if int(pid) == WHOLE:
+            whole[int(item_id)] = (float(dist), category_id)
+        else:
+            found[int(pid)][int(item_id)] = float(dist)
 
     def exact(region: int, k: int, narrowed: Filters) -> list:
         query = Query(
