@@ -180,3 +180,35 @@ def test_the_whole_photo_counts_for_the_items_among_its_own_top_n(look, settings
         assert pick.match.item.pk == best.pk
         assert pick.match.score == pytest.approx(score(best), abs=1e-5)
         taken.add(best.pk)
+
+
+def test_every_short_walk_of_a_look_is_searched_again_in_one_exact_statement(catalog_rows, look, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.RECOMMENDER_PICKS_WHOLE_PHOTO_TOP = 10  # fewer than the catalog's items: that walk is not short
+    version, snapshot = look["version"], look["snapshot"]
+    SnapshotGarment.objects.filter(snapshot=snapshot).delete()
+    boot = catalog_rows.items(1, category=category_get_or_create(path="boots"))[0]
+    hat = catalog_rows.items(1, category=category_get_or_create(path="hats"))[0]
+    catalog_rows.item_vectors(version, [(boot, look["regions"][2]), (hat, look["regions"][3])])
+    look["vectors"].update({boot.pk: look["regions"][2], hat.pk: look["regions"][3]})
+    # the top chooses first (largest), then the boots (limit 2) and the hat (limit 3): kinds of one item each
+    store_garments(
+        version,
+        snapshot,
+        {1: ("tops", (0.1, 0.1, 0.9, 0.6)), 2: ("boots", (0.1, 0.7, 0.6, 0.99)), 3: ("hat", (0.4, 0.0, 0.6, 0.1))},
+    )
+    with CaptureQueriesContext(connection) as queries:
+        _, picks = look_picks(snapshot_id=snapshot.pk)
+    exact = [q["sql"] for q in queries.captured_queries if ") + 0 LIMIT" in q["sql"]]
+    assert len(exact) == 1, "\n".join(exact)
+    assert exact[0].count("CROSS JOIN LATERAL") == 1  # both short walks in it, and not the whole photo's
+    by_group = {p.garment.group: p.match.item.pk for p in picks}
+    assert by_group["boots"] == boot.pk and by_group["hat"] == hat.pk
+    assert [by_group["tops"]] == _brute(_pick_query(look, 1), look["items"]["tops"], look["vectors"])
+    # the exact reference: every search in that one exact statement, the same answer
+    with CaptureQueriesContext(connection) as queries:
+        _, reference = look_picks(snapshot_id=snapshot.pk, exact=True)
+    assert [p.match.item.pk for p in reference] == [p.match.item.pk for p in picks]
+    assert sum(") + 0 LIMIT" in q["sql"] for q in queries.captured_queries) == 1

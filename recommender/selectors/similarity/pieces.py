@@ -162,8 +162,10 @@ def _nearest_items(vectors: Sequence[np.ndarray], *, version, k, filters, exclud
 def _garment_options(options: SearchOptions | None) -> SearchOptions:
     """A garment's search walks the graph with its kind as a post-filter, without the filter count first:
     the count (sized for a shopper's style filter) cost more than the walk and sent small kinds to slow
-    exact scans (docs/bench.md, "Shop the look at scale"); a walk that ends short is re-run exactly."""
-    return replace(options or SearchOptions.from_settings(), exact_below_rows=0)
+    exact scans (docs/bench.md, "Shop the look at scale"); a walk that ends short is re-run exactly. It walks
+    ``ef_search_garments`` wide: one garment's walk must reach its own product line."""
+    options = options or SearchOptions.from_settings()
+    return replace(options, exact_below_rows=0, ef_search=options.ef_search_garments)
 
 
 @dataclass(frozen=True)
@@ -189,13 +191,15 @@ def picks_sql(
     exclude_ids,
     snapshot_id=None,
     vectors=None,
+    exact: bool = False,
 ) -> tuple[str, list]:
     """A look's searches in one statement: per garment probe its ``limit`` nearest items among its
     ``kinds``, and the whole photo's (region 0) ``whole_limit`` nearest items of any kind (probe index
-    :data:`WHOLE`), the shopper's other filters in the same WHERE; from a stored look's rows
-    (``snapshot_id``) or given ``vectors`` (by region). Rows ``(probe index, item_id, distance, category_id)``;
+    :data:`WHOLE`; none when 0), the shopper's other filters in the same WHERE; from a stored look's rows
+    (``snapshot_id``) or given ``vectors`` (by region). Rows ``(probe ord, item_id, distance, category_id)``;
     run on a :func:`vector_cursor`. The walks' LIMITs are constants: with a per-row LIMIT the planner
-    leaves the HNSW index for a sort of every item."""
+    leaves the HNSW index for a sort of every item. ``exact``: every search an exact scan (the full
+    distance plus 0 keeps the planner off the index; a garment's kind then selects its items first)."""
     from recommender.indexes import index_precision
     from recommender.selectors.similarity.sql import filter_clauses
 
@@ -209,7 +213,7 @@ def picks_sql(
             f"FROM unnest(%s::int[], %s::int[], %s::text[]) AS x(pid, region, kinds) {stored} AND s.region = x.region"
         )
         whole_row = f"SELECT s.vector::vector({dim}) AS vf FROM (SELECT 0 AS region) x {stored} AND s.region = 0"
-        params: list = [list(range(len(probes))), [p.region for p in probes], kinds, int(snapshot_id)]
+        params: list = [[p.ord for p in probes], [p.region for p in probes], kinds, int(snapshot_id)]
         whole_params: list = [int(snapshot_id)]
     else:
         garment_rows = (
@@ -218,42 +222,57 @@ def picks_sql(
         )
         whole_row = f"SELECT %b::vector({dim}) AS vf"
         vectors_of = [np.asarray(vectors[p.region], dtype=np.float32) for p in probes]
-        params = [list(range(len(probes))), vectors_of, kinds]
+        params = [[p.ord for p in probes], vectors_of, kinds]
         whole_params = [np.asarray(vectors[0], dtype=np.float32)]
     # the kinds are per garment; the shopper's styles and brands (and the exclusions) the same for all
     clauses, filter_params = filter_clauses("item", replace(filters, category_ids=()), exclude_ids)
-    kind_clause = f"(SELECT i.category_id FROM {ITEM.owner_table} i WHERE i.id = e.{ITEM.fk}) = ANY(q.kinds)"
+    if exact:  # the kind's items first (by the category index), then each one's vector row
+        kind_clause = f"e.{ITEM.fk} IN (SELECT i.id FROM {ITEM.owner_table} i WHERE i.category_id = ANY(q.kinds))"
+        order = f"(e.vector::vector({dim}) <=> q.vf) + 0"
+    else:  # a post-filter of the walk, row by row
+        kind_clause = f"(SELECT i.category_id FROM {ITEM.owner_table} i WHERE i.id = e.{ITEM.fk}) = ANY(q.kinds)"
+        order = f"(e.vector::{index_type}({dim}) <=> q.v)"
 
     def walk(source: str, limit: int, with_kinds: bool) -> str:
         where = " AND ".join([f"e.model_version_id = {version_id}", *([kind_clause] if with_kinds else []), *clauses])
         return (
             f"SELECT q.pid, c.target_id, c.dist, i.category_id FROM {source} q CROSS JOIN LATERAL ("
             f"SELECT e.{ITEM.fk} AS target_id, (e.vector::vector({dim}) <=> q.vf) AS dist FROM {ITEM.table} e "
-            f"WHERE {where} ORDER BY (e.vector::{index_type}({dim}) <=> q.v) LIMIT {int(limit)}) c "
+            f"WHERE {where} ORDER BY {order} LIMIT {int(limit)}) c "
             f"JOIN {ITEM.owner_table} i ON i.id = c.target_id"
         )
 
-    sql = (
-        f"WITH g AS MATERIALIZED (SELECT gg.*, gg.vf::{index_type}({dim}) AS v FROM ({garment_rows}) gg), "
-        f"w AS MATERIALIZED (SELECT {WHOLE} AS pid, ww.vf, ww.vf::{index_type}({dim}) AS v FROM ({whole_row}) ww) "
-        f"{walk('g', max((p.limit for p in probes), default=1), True)} UNION ALL {walk('w', whole_limit, False)}"
-    )
-    return sql, [*params, *whole_params, *filter_params, *filter_params]
+    ctes, parts, cte_params, walk_params = [], [], [], []
+    if probes:
+        ctes.append(f"g AS MATERIALIZED (SELECT gg.*, gg.vf::{index_type}({dim}) AS v FROM ({garment_rows}) gg)")
+        parts.append(walk("g", max(p.limit for p in probes), True))
+        cte_params += params
+        walk_params += filter_params
+    if whole_limit > 0:
+        ctes.append(
+            f"w AS MATERIALIZED (SELECT {WHOLE} AS pid, ww.vf, ww.vf::{index_type}({dim}) AS v FROM ({whole_row}) ww)"
+        )
+        parts.append(walk("w", whole_limit, False))
+        cte_params += whole_params
+        walk_params += filter_params
+    return f"WITH {', '.join(ctes)} {' UNION ALL '.join(parts)}", [*cte_params, *walk_params]
 
 
 def _probe_hits(
     *, version, probes, filters, exclude_ids, snapshot_id, vectors, options, exact_only=False
 ) -> tuple[list[dict[int, float]], dict[int, tuple[float, int | None]]]:
-    """(per garment probe {item_id: distance}, the whole photo's {item_id: (distance, category_id)}), all in
-    one statement under one set of session settings. A walk that ended short of its limit (a kind rarer
-    than the walk reaches, or fewer items) is searched again exactly, as ``plan_run`` does; with
-    ``exact_only`` every walk is an exact scan (the reference of the benchmark and the tests)."""
+    """(per garment probe {item_id: distance}, the whole photo's {item_id: (distance, category_id)}), in
+    one transaction: one statement of walks under one set of session settings, then, when a walk ended
+    short of its limit (a kind rarer under the filters than the walk reaches, a product line the walk
+    did not reach, or fewer items), one exact statement for all those re-runs, as ``plan_run`` re-runs
+    a short walk. With ``exact_only`` every search is an exact scan (the reference of the benchmark and
+    the tests), in that one exact statement."""
     from django.conf import settings
 
     from recommender.selectors.similarity.execution import settings_apply
     from recommender.selectors.similarity.planner import SearchPlan, Strategy
 
-    options = options or SearchOptions.from_settings()
+    options = _garment_options(options)
     whole_limit = max(1, int(settings.RECOMMENDER_PICKS_WHOLE_PHOTO_TOP))
     deepest = max([whole_limit, *(p.limit for p in probes)])
     plan = SearchPlan(
@@ -267,53 +286,41 @@ def _probe_hits(
         iterative_scan=options.iterative_scan,
         max_scan_tuples=min(options.max_scan_tuples, max(1, int(settings.RECOMMENDER_PICKS_MAX_SCAN_TUPLES))),
     )
-    sql, params = picks_sql(
-        version=version,
-        probes=probes,
-        whole_limit=whole_limit,
-        filters=filters,
-        exclude_ids=exclude_ids,
-        snapshot_id=snapshot_id,
-        vectors=vectors,
-    )
     found: list[dict[int, float]] = [{} for _ in probes]
     whole: dict[int, tuple[float, int | None]] = {}
-    rows = []
-    if not exact_only:  # the exact reference scans every probe below instead
-        with transaction.atomic(), vector_cursor() as cursor:
-            settings_apply(cursor, plan.session_settings)
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-    for pid, item_id, dist, category_id in rows:
-        if int(pid) == WHOLE:
-            whole[int(item_id)] = (float(dist), category_id)
-        else:
-            found[int(pid)][int(item_id)] = float(dist)
 
-    def exact(region: int, k: int, narrowed: Filters) -> list:
-        query = Query(
-            kind="item",
-            model_version=version,
-            k=k,
-            filters=narrowed,
-            vectors=None if vectors is None else query_vectors_array([vectors[region]]),
-            source=None if vectors is not None else ("snapshot", int(snapshot_id)),
-            exclude_ids=tuple(int(i) for i in exclude_ids),
-            regions=None if vectors is not None else (region,),
+    def run(cursor, searched: Sequence[_Probe], whole_top: int, exact: bool) -> None:
+        sql, params = picks_sql(
+            version=version,
+            probes=searched,
+            whole_limit=whole_top,
+            filters=filters,
+            exclude_ids=exclude_ids,
+            snapshot_id=snapshot_id,
+            vectors=vectors,
+            exact=exact,
         )
-        return rows_complete("item", _hits(query, options, exact=True, hydrate=True))
+        cursor.execute(sql, params)
+        for pid, item_id, dist, category_id in cursor.fetchall():
+            if int(pid) == WHOLE:
+                whole[int(item_id)] = (float(dist), category_id)
+            else:
+                found[int(pid)][int(item_id)] = float(dist)
 
-    for pid, probe in enumerate(probes):
-        if len(found[pid]) < probe.limit:
-            found[pid] = {
-                item_id: dist
-                for item_id, dist, _ in exact(probe.region, probe.limit, replace(filters, category_ids=probe.kinds))
-            }
-    if len(whole) < whole_limit:
-        whole = {
-            item_id: (dist, item.category_id)
-            for item_id, dist, item in exact(0, whole_limit, replace(filters, category_ids=()))
-        }
+    with transaction.atomic(), vector_cursor() as cursor:
+        if not exact_only:
+            settings_apply(cursor, plan.session_settings)
+            run(cursor, probes, whole_limit, exact=False)
+        short = [probe for probe in probes if len(found[probe.ord]) < probe.limit]
+        whole_short = len(whole) < whole_limit
+        if short or whole_short:
+            for probe in short:
+                found[probe.ord] = {}
+            if whole_short:
+                whole.clear()
+            if not exact_only:  # an exact scan sorts: the walks' setting would only penalise it
+                settings_apply(cursor, {"enable_sort": "on"})
+            run(cursor, short, whole_limit if whole_short else 0, exact=True)
     return found, whole
 
 
