@@ -41,12 +41,12 @@ RECOMMENDER_MAX_SCAN_TUPLES = env.get_int("RECOMMENDER_MAX_SCAN_TUPLES", 20000)
 # Shop the look: a garment's pick is the item of its kind nearest the garment, or nearest the whole
 # photo among the whole photo's top this many items (one walk for all garments; docs/recommender.md).
 RECOMMENDER_PICKS_WHOLE_PHOTO_TOP = env.get_int("RECOMMENDER_PICKS_WHOLE_PHOTO_TOP", 50)
-# ... and its walks give up after this many graph tuples (hnsw.max_scan_tuples): a kind so rare under the
-# filters that the walk cannot find it soon is ranked by an exact scan of its few items instead.
-RECOMMENDER_PICKS_MAX_SCAN_TUPLES = env.get_int("RECOMMENDER_PICKS_MAX_SCAN_TUPLES", 2000)
-# hnsw.ef_search of a garment's walk (a look's picks, more like this piece): one walk per garment with
-# its kind as a post-filter must find its own product line, where a look's 32 windows pool many walks.
-RECOMMENDER_EF_SEARCH_GARMENTS = env.get_int("RECOMMENDER_EF_SEARCH_GARMENTS", 80)
+# ... and its walks give up after this many graph tuples (hnsw.max_scan_tuples): a walk that lost its way is
+# walked again 5x wider, and a kind still too rare under the filters is ranked by an exact scan of its items.
+RECOMMENDER_PICKS_MAX_SCAN_TUPLES = env.get_int("RECOMMENDER_PICKS_MAX_SCAN_TUPLES", 500)
+# hnsw.ef_search of "more like this piece": its one walk (a garment's kind as a post-filter) must find the
+# garment's own product line, where a look's picks re-walk a lost walk wider (docs/bench.md).
+RECOMMENDER_EF_SEARCH_PIECE = env.get_int("RECOMMENDER_EF_SEARCH_PIECE", 80)
 # With filters, fewer matching vector rows than this are ranked by an exact scan; more, by the HNSW walk.
 RECOMMENDER_EXACT_BELOW_ROWS = env.get_int("RECOMMENDER_EXACT_BELOW_ROWS", 2000)
 # Snapshot -> items probes the item index once per snapshot region. Query with this region scheme

@@ -204,6 +204,9 @@ def test_every_short_walk_of_a_look_is_searched_again_in_one_exact_statement(cat
     exact = [q["sql"] for q in queries.captured_queries if ") + 0 LIMIT" in q["sql"]]
     assert len(exact) == 1, "\n".join(exact)
     assert exact[0].count("CROSS JOIN LATERAL") == 1  # both short walks in it, and not the whole photo's
+    walks = [q["sql"] for q in queries.captured_queries if "CROSS JOIN LATERAL" in q["sql"] and q["sql"] not in exact]
+    assert len(walks) == 2  # every walk, then the short ones five times wider, before the exact scan
+    assert walks[1].count("CROSS JOIN LATERAL") == 1 and "UNION ALL" not in walks[1]
     by_group = {p.garment.group: p.match.item.pk for p in picks}
     assert by_group["boots"] == boot.pk and by_group["hat"] == hat.pk
     assert [by_group["tops"]] == _brute(_pick_query(look, 1), look["items"]["tops"], look["vectors"])

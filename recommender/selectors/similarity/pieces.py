@@ -162,10 +162,8 @@ def _nearest_items(vectors: Sequence[np.ndarray], *, version, k, filters, exclud
 def _garment_options(options: SearchOptions | None) -> SearchOptions:
     """A garment's search walks the graph with its kind as a post-filter, without the filter count first:
     the count (sized for a shopper's style filter) cost more than the walk and sent small kinds to slow
-    exact scans (docs/bench.md, "Shop the look at scale"); a walk that ends short is re-run exactly. It walks
-    ``ef_search_garments`` wide: one garment's walk must reach its own product line."""
-    options = options or SearchOptions.from_settings()
-    return replace(options, exact_below_rows=0, ef_search=options.ef_search_garments)
+    exact scans (docs/bench.md, "Shop the look at scale"); a walk that ends short is re-run exactly."""
+    return replace(options or SearchOptions.from_settings(), exact_below_rows=0)
 
 
 @dataclass(frozen=True)
@@ -179,6 +177,7 @@ class _Probe:
     kinds: tuple[int, ...]
 
 
+PICKS_WIDEN = 5  # a short walk of a look is walked again this many times wider (at most 1000)
 WHOLE = -1  # the probe index of the whole photo's walk in :func:`picks_sql`'s rows
 
 
@@ -262,10 +261,10 @@ def _probe_hits(
     *, version, probes, filters, exclude_ids, snapshot_id, vectors, options, exact_only=False
 ) -> tuple[list[dict[int, float]], dict[int, tuple[float, int | None]]]:
     """(per garment probe {item_id: distance}, the whole photo's {item_id: (distance, category_id)}), in
-    one transaction: one statement of walks under one set of session settings, then, when a walk ended
-    short of its limit (a kind rarer under the filters than the walk reaches, a product line the walk
-    did not reach, or fewer items), one exact statement for all those re-runs, as ``plan_run`` re-runs
-    a short walk. With ``exact_only`` every search is an exact scan (the reference of the benchmark and
+    one transaction: one statement of walks under one set of session settings; when walks ended short
+    of their limits (a product line the walk did not reach, a kind rarer under the filters than the walk
+    reaches, or fewer items), one statement walks them again :data:`PICKS_WIDEN` times wider, then one
+    exact statement ranks those still short, as ``plan_run`` re-runs a short walk exactly. With ``exact_only`` every search is an exact scan (the reference of the benchmark and
     the tests), in that one exact statement."""
     from django.conf import settings
 
@@ -307,20 +306,28 @@ def _probe_hits(
             else:
                 found[int(pid)][int(item_id)] = float(dist)
 
+    def shorts() -> tuple[list[_Probe], int]:
+        short = [probe for probe in probes if len(found[probe.ord]) < probe.limit]
+        for probe in short:
+            found[probe.ord] = {}
+        if len(whole) < whole_limit:
+            whole.clear()
+            return short, whole_limit
+        return short, 0
+
     with transaction.atomic(), vector_cursor() as cursor:
         if not exact_only:
             settings_apply(cursor, plan.session_settings)
             run(cursor, probes, whole_limit, exact=False)
-        short = [probe for probe in probes if len(found[probe.ord]) < probe.limit]
-        whole_short = len(whole) < whole_limit
-        if short or whole_short:
-            for probe in short:
-                found[probe.ord] = {}
-            if whole_short:
-                whole.clear()
+            short, whole_top = shorts()
+            if short or whole_top:  # a walk that lost its way: widened once before any exact scan
+                settings_apply(cursor, {"hnsw.ef_search": str(min(1000, options.ef_search * PICKS_WIDEN))})
+                run(cursor, short, whole_top, exact=False)
+        short, whole_top = shorts()
+        if short or whole_top:
             if not exact_only:  # an exact scan sorts: the walks' setting would only penalise it
                 settings_apply(cursor, {"enable_sort": "on"})
-            run(cursor, short, whole_limit if whole_short else 0, exact=True)
+            run(cursor, short, whole_top, exact=True)
     return found, whole
 
 
@@ -464,7 +471,9 @@ def item_list_for_garment(
         k=k,
         filters=narrowed,
         exclude_ids=(),
-        options=_garment_options(options),
+        options=replace(
+            _garment_options(options), ef_search=(options or SearchOptions.from_settings()).ef_search_piece
+        ),
         exact=exact,
     )
     return garment, [ItemMatch(item=item, distance=dist) for _, dist, item in hits]

@@ -71,7 +71,7 @@ class SearchOptions:
     ef_search_snapshots: int = 200  # item -> snapshots: the walk of the one probe
     # Either walk on a style's own graph (a one-style filter): ef_search times this.
     ef_search_style_factor: float = 1.0
-    ef_search_garments: int = 80  # shop the look: each garment's walk
+    ef_search_piece: int = 80  # more like this piece: the one garment's walk
 
     @classmethod
     def from_settings(cls, **overrides) -> SearchOptions:
@@ -79,7 +79,7 @@ class SearchOptions:
             "ef_search": settings.RECOMMENDER_EF_SEARCH,
             "ef_search_snapshots": settings.RECOMMENDER_EF_SEARCH_SNAPSHOTS,
             "ef_search_style_factor": settings.RECOMMENDER_EF_SEARCH_STYLE_FACTOR,
-            "ef_search_garments": settings.RECOMMENDER_EF_SEARCH_GARMENTS,
+            "ef_search_piece": settings.RECOMMENDER_EF_SEARCH_PIECE,
             "iterative_scan": settings.RECOMMENDER_ITERATIVE_SCAN,
             "max_scan_tuples": settings.RECOMMENDER_MAX_SCAN_TUPLES,
             "exact_below_rows": settings.RECOMMENDER_EXACT_BELOW_ROWS,
