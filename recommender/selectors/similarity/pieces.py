@@ -162,8 +162,10 @@ def _nearest_items(vectors: Sequence[np.ndarray], *, version, k, filters, exclud
 def _garment_options(options: SearchOptions | None) -> SearchOptions:
     """A garment's search walks the graph with its kind as a post-filter, without the filter count first:
     the count (sized for a shopper's style filter) cost more than the walk and sent small kinds to slow
-    exact scans (docs/bench.md, "Shop the look at scale"); a walk that ends short is re-run exactly."""
-    return replace(options or SearchOptions.from_settings(), exact_below_rows=0)
+    exact scans (docs/bench.md, "Shop the look at scale"); a walk that ends short is re-run exactly. Without
+    the count the planner would often sort every item the shopper's filters pass (a style's 10%) instead
+    of walking: the walk is kept (``walk_only``)."""
+    return replace(options or SearchOptions.from_settings(), exact_below_rows=0, walk_only=True)
 
 
 @dataclass(frozen=True)
@@ -264,8 +266,9 @@ def _probe_hits(
     one transaction: one statement of walks under one set of session settings; when walks ended short
     of their limits (a product line the walk did not reach, a kind rarer under the filters than the walk
     reaches, or fewer items), one statement walks them again :data:`PICKS_WIDEN` times wider, then one
-    exact statement ranks those still short, as ``plan_run`` re-runs a short walk exactly. With ``exact_only`` every search is an exact scan (the reference of the benchmark and
-    the tests), in that one exact statement."""
+    exact statement ranks those still short, as ``plan_run`` re-runs a short walk exactly. With
+    ``exact_only`` every search is an exact scan (the reference of the benchmark and the tests), in that
+    one exact statement."""
     from django.conf import settings
 
     from recommender.selectors.similarity.execution import settings_apply

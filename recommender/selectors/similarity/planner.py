@@ -92,7 +92,7 @@ def plan_search(
     probe_rows = query.k if query.kind == "item" else query.k * query.stored_regions
     shares = query.split(1 + helpers) if outside_transaction and not stream else ()
     ef_search = int(getattr(options, target(query.kind).ef_search_option))
-    enable_sort = True
+    enable_sort = not options.walk_only
     if count is not None:
         if count.rows < options.exact_below_rows:
             exact, stream = True, False  # few rows pass the filters: scanning them exactly is cheaper

@@ -72,6 +72,9 @@ class SearchOptions:
     # Either walk on a style's own graph (a one-style filter): ef_search times this.
     ef_search_style_factor: float = 1.0
     ef_search_piece: int = 80  # more like this piece: the one garment's walk
+    # Walk the graph even where the planner would rather sort every filtered row (enable_sort off): a
+    # garment's search, whose kind post-filter the planner misjudges; a walk that ends short is re-run exactly.
+    walk_only: bool = False
 
     @classmethod
     def from_settings(cls, **overrides) -> SearchOptions:
