@@ -348,21 +348,29 @@ def cmd_parse_train(args) -> int:
 
 def cmd_speed(args) -> int:
     import dataclasses
+    import tempfile
 
     import numpy as np
     from PIL import Image
 
     from ml import artifact
 
-    embedder = artifact.load(args.artifact)
+    runtimes = args.runtimes or ["keras"]
+    onnx_dir = Path(args.onnx_dir or tempfile.mkdtemp(prefix="ml-onnx-"))
+    embedders = {}
+    for runtime in runtimes:
+        embedders[runtime] = artifact.load(args.artifact)
+        if runtime == "onnx":
+            embedders[runtime].use_onnx(onnx_dir / artifact.checksum(args.artifact)[:16])
+    c = embedders[runtimes[0]].config
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (533, 400, 3), dtype=np.uint8)) for _ in range(args.n)]
-    embedder.embed_items(images[: args.batch_size], batch_size=args.batch_size)  # warm-up (graph tracing)
-    started = time.time()
-    embedder.embed_items(images, batch_size=args.batch_size)
-    items = args.n / (time.time() - started)
-    c = embedder.config
-    print(f"{c.backbone}: items at {c.item_size}px, batch {args.batch_size}: {items:.1f} images/s")
+    for runtime, embedder in embedders.items():
+        embedder.embed_items(images[: args.batch_size], batch_size=args.batch_size)  # warm-up (tracing, export)
+        started = time.time()
+        embedder.embed_items(images, batch_size=args.batch_size)
+        items = args.n / (time.time() - started)
+        print(f"{c.backbone} ({runtime}): items at {c.item_size}px, batch {args.batch_size}: {items:.1f} images/s")
     if args.snapshots:  # real photos (a parser finds nothing in noise), decoded once, schemes interleaved
         paths = sorted(Path(args.snapshots).glob("*.jpg"))[: args.n_snapshots]
         if not paths:
@@ -370,33 +378,37 @@ def cmd_speed(args) -> int:
         photos = [Image.open(p).convert("RGB") for p in paths]
     else:
         photos = images[: max(8, args.n // 4)]
-    schemes = []  # (label, scheme, garment descriptor)
+    schemes = []  # (label, runtime, scheme, garment descriptor)
     for scheme in args.schemes or [c.regions]:
         kinds = (args.garment_descriptors or [c.garment_descriptor]) if scheme == "garments" else [None]
-        schemes += [(f"{scheme} ({kind})" if kind else scheme, scheme, kind) for kind in kinds]
+        for kind in kinds:
+            label = f"{scheme} ({kind})" if kind else scheme
+            for runtime in runtimes:
+                schemes.append((label if len(runtimes) == 1 else f"{label}, {runtime}", runtime, scheme, kind))
 
-    def run(scheme, kind, images):
+    def run(runtime, scheme, kind, images):
+        embedder = embedders[runtime]
         embedder.config = dataclasses.replace(c, garment_descriptor=kind or c.garment_descriptor)
         return embedder.embed_looks(images, batch_size=8, scheme=scheme)
 
-    for _, scheme, kind in schemes:
-        run(scheme, kind, photos[:8])  # warm-up
-    seconds: dict[str, list[float]] = {label: [] for label, _, _ in schemes}
+    for _, runtime, scheme, kind in schemes:
+        run(runtime, scheme, kind, photos[:8])  # warm-up
+    seconds: dict[str, list[float]] = {label: [] for label, *_ in schemes}
     rows: dict[str, float] = {}
     for _ in range(args.rounds):
-        for label, scheme, kind in schemes:
+        for label, runtime, scheme, kind in schemes:
             started = time.time()
-            looks = run(scheme, kind, photos)
+            looks = run(runtime, scheme, kind, photos)
             seconds[label].append(time.time() - started)
             rows[label] = float(np.mean(looks.counts))
-    schemes = [label for label, _, _ in schemes]
-    base = float(np.median(seconds[schemes[0]]))
-    for scheme in schemes:
-        ms = 1000 * float(np.median(seconds[scheme])) / len(photos)
+    labels = [label for label, *_ in schemes]
+    base = float(np.median(seconds[labels[0]]))
+    for label in labels:
+        ms = 1000 * float(np.median(seconds[label])) / len(photos)
         print(
-            f"snapshots at {c.snapshot_size[0]}x{c.snapshot_size[1]}px, scheme {scheme}: {ms:.0f} ms/snapshot "
-            f"(median of {args.rounds} rounds over {len(photos)} photos; {rows[scheme]:.1f} vectors/snapshot; "
-            f"{float(np.median(seconds[scheme])) / base:.2f}x {schemes[0]})"
+            f"snapshots at {c.snapshot_size[0]}x{c.snapshot_size[1]}px, scheme {label}: {ms:.0f} ms/snapshot "
+            f"(median of {args.rounds} rounds over {len(photos)} photos; {rows[label]:.1f} vectors/snapshot; "
+            f"{float(np.median(seconds[label])) / base:.2f}x {labels[0]})"
         )
     return 0
 
@@ -559,6 +571,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--garment-descriptors", nargs="+", choices=["crop", "pooled", "both"], help="time 'garments' with each"
     )
+    p.add_argument("--runtimes", nargs="+", choices=["keras", "onnx"], help="time each side by side (default: keras)")
+    p.add_argument("--onnx-dir", help="where the onnx runtime's exports go (default: a new temporary directory)")
     p.set_defaults(func=cmd_speed)
 
     args = parser.parse_args(argv)

@@ -8,6 +8,7 @@ one per garment found in it (:meth:`Embedder.embed_looks` returns the garments w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from ml.garments import Garment, crop_on_white, garment_record, garments_from_pa
 from ml.images import letterbox, letterbox_geometry, letterbox_labels, load_batch, open_rgb
 from ml.parser import ParserConfig
 from ml.regions import region_masks
+
+logger = logging.getLogger(__name__)
 
 
 def _numpy(tensor) -> np.ndarray:
@@ -99,10 +102,45 @@ class Embedder:
         self._map_shape = feature_map_shape(backbone, config.snapshot_size)
         self._window_masks: dict[str, np.ndarray] = {}
         self._tapped = None
+        self._onnx_dir: Path | None = None
+        self._onnx: dict[tuple, object] = {}
 
     @property
     def has_parser(self) -> bool:
         return self.parser is not None
+
+    def use_onnx(self, cache_dir: str | Path, *, threads: int = 0) -> None:
+        """Run the forward passes (backbone, tapped backbone, parser) under ONNX Runtime from now on:
+        each exported into ``cache_dir`` at its first input size (one directory per artifact: the
+        exports copy these weights), :mod:`ml.onnx_runtime`. For embedding only: training changes
+        the Keras weights, which the exports would not follow."""
+        self._onnx_dir = Path(cache_dir)
+        self._onnx_threads = int(threads)
+
+    @property
+    def runtime(self) -> str:
+        return "onnx" if self._onnx_dir is not None else "keras"
+
+    def _predict(self, name: str, model, inputs):
+        """``model.predict_on_batch(inputs)``, under ONNX Runtime after :meth:`use_onnx`."""
+        if self._onnx_dir is None:
+            return model.predict_on_batch(inputs)
+        from ml.onnx_runtime import OnnxModel
+
+        batch = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        shapes = tuple(tuple(int(d) for d in np.shape(x)[1:]) for x in batch)
+        key = (name, shapes)
+        if key not in self._onnx:
+            label = "_".join("x".join(str(d) for d in shape) for shape in shapes)
+            path = self._onnx_dir / f"{name}-{label}.onnx"
+            try:
+                self._onnx[key] = OnnxModel(model, shapes, path, threads=self._onnx_threads)
+            except Exception:  # noqa: BLE001 - any export or session failure: the Keras model still answers
+                logger.warning("no ONNX Runtime for %s at %s: it runs under Keras", name, shapes, exc_info=True)
+                self._onnx[key] = None
+        if self._onnx[key] is None:
+            return model.predict_on_batch(inputs)
+        return self._onnx[key].predict_on_batch(inputs)
 
     def window_masks(self, scheme: str) -> np.ndarray:
         if scheme not in self._window_masks:
@@ -124,7 +162,7 @@ class Embedder:
     def _features(self, pixels: np.ndarray) -> np.ndarray:
         from ml.backbones import preprocess
 
-        return np.asarray(self.backbone.predict_on_batch(preprocess(self.config.backbone, pixels)))
+        return np.asarray(self._predict("backbone", self.backbone, preprocess(self.config.backbone, pixels)))
 
     def item_feature_maps(self, images: Sequence) -> np.ndarray:
         return self._features(load_batch(images, (self.config.item_size,) * 2))
@@ -197,7 +235,7 @@ class Embedder:
 
         if self._tapped is None:
             self._tapped = tapped_backbone(self.backbone, self.config.backbone)
-        outs = self._tapped.predict_on_batch(preprocess(self.config.backbone, frames))
+        outs = self._predict("tapped", self._tapped, preprocess(self.config.backbone, frames))
         return [np.asarray(o) for o in outs]  # tap8, tap16, tap32, final map
 
     def _parse_frames(self, taps, photos) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -206,7 +244,7 @@ class Embedder:
 
         from ml.parser import parser_inputs
 
-        logits = self.parser.predict_on_batch(parser_inputs(taps, self.parser_config))
+        logits = self._predict("parser", self.parser, parser_inputs(taps, self.parser_config))
         probs = ops.image.resize(ops.softmax(logits, axis=-1), self.config.snapshot_size, interpolation="bilinear")
         labels = _numpy(ops.argmax(probs, axis=-1)).astype(np.uint8)  # (b, H, W): the letterboxed frame
         confidence = _numpy(ops.max(probs, axis=-1)).astype(np.float32)

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 _CACHE_SIZE = 3  # the active version, one being re-indexed, one being evaluated
 _cache: OrderedDict[tuple[int, str], object] = OrderedDict()
 _lock = threading.Lock()
-_accelerator_configured = False
+_accelerator_configured = ""  # what configure_accelerator found, once it has run
 
 
 class ArtifactUnavailable(RuntimeError):
@@ -67,9 +67,15 @@ def configure_accelerator() -> str:
     Only for the real ml package (TensorFlow). Returns a short description for the logs.
     """
     global _accelerator_configured
-    if _accelerator_configured or settings.WORKERS_ML_PACKAGE != "ml":
+    if settings.WORKERS_ML_PACKAGE != "ml":
         return "unchanged"
-    _accelerator_configured = True
+    if _accelerator_configured:
+        return _accelerator_configured
+    _accelerator_configured = _accelerator_configure()
+    return _accelerator_configured
+
+
+def _accelerator_configure() -> str:
     import keras
     import tensorflow as tf
 
@@ -125,11 +131,14 @@ def load_embedder(version: ModelVersion):
                 version,
                 f"artifact checksum {actual[:12]}... differs from the recorded {version.artifact_checksum[:12]}...",
             )
-        configure_accelerator()
+        device = configure_accelerator()
         try:
             embedder = artifact.load(path)
         except artifact.ArtifactError as exc:
             raise ArtifactUnavailable.of(version, f"artifact does not load: {exc}") from exc
+        if settings.ML_RUNTIME == "onnx" and device == "cpu" and hasattr(embedder, "use_onnx"):
+            # exports per artifact (they copy its weights), written by the first process that needs one
+            embedder.use_onnx(Path(settings.ML_CACHE_DIR) / "onnx" / actual[:16])
         if version.dim and int(embedder.dim) != int(version.dim):
             raise ArtifactUnavailable.of(
                 version, f"artifact dim {embedder.dim} differs from the recorded {version.dim}"
@@ -137,7 +146,13 @@ def load_embedder(version: ModelVersion):
         _cache[key] = embedder
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
-        logger.info("loaded model version %s (id %s, dim %s)", version.name, version.pk, embedder.dim)
+        logger.info(
+            "loaded model version %s (id %s, dim %s, runtime %s)",
+            version.name,
+            version.pk,
+            embedder.dim,
+            getattr(embedder, "runtime", "keras"),
+        )
         return embedder
 
 

@@ -20,6 +20,12 @@ if ML_BOOTSTRAP_MODEL not in ("shipped", "pretrained"):
 ML_BACKBONE = env.get("ML_BACKBONE", "efficientnet_lite2")
 # Images per model call.
 ML_EMBED_BATCH_SIZE = env.get_int("ML_EMBED_BATCH_SIZE", 16)
+# How the workers run a loaded version's forward passes on a CPU: "onnx" (ONNX Runtime over Keras's own
+# ONNX export, written once per artifact under ML_CACHE_DIR/onnx; about 1.2x the images per second of
+# "keras" end to end, docs/ml.md "Speed") or "keras". With a GPU the workers always use Keras.
+ML_RUNTIME = env.get("ML_RUNTIME", "onnx")
+if ML_RUNTIME not in ("onnx", "keras"):
+    raise ImproperlyConfigured(f"ML_RUNTIME={ML_RUNTIME!r}: use 'onnx' or 'keras'")
 # The nightly retrain check trains only after this many new posts.
 ML_RETRAIN_MIN_NEW_POSTS = env.get_int("ML_RETRAIN_MIN_NEW_POSTS", 50)
 # Share of posts held out for evaluation (chosen by hashing the post id, so the split is stable).

@@ -60,3 +60,11 @@ def test_a_worker_loads_the_pretrained_model_once_and_answers_queries(worker_fac
     assert np.isclose(np.linalg.norm(item[0]), 1.0, atol=1e-3)
     log = worker.log_path.read_text(errors="replace")
     assert log.count(f"loaded model version real-lite0 (id {version.pk}") == 1  # once per process
+    # on this CPU the worker runs the passes under ONNX Runtime (ML_RUNTIME): the Keras model's answer
+    assert f"(id {version.pk}, dim {embedder.dim}, runtime onnx)" in log
+    import io
+
+    from PIL import Image
+
+    keras_item = embedder.embed_items([Image.open(io.BytesIO(base64.b64decode(upload))).convert("RGB")])
+    assert float(keras_item[0] @ item[0]) >= 1 - 1e-4
