@@ -356,11 +356,11 @@ def cmd_speed(args) -> int:
     from ml import artifact
 
     runtimes = args.runtimes or ["keras"]
-    onnx_dir = Path(args.onnx_dir or tempfile.mkdtemp(prefix="ml-onnx-"))
     embedders = {}
     for runtime in runtimes:
         embedders[runtime] = artifact.load(args.artifact)
         if runtime == "onnx":
+            onnx_dir = Path(args.onnx_dir or tempfile.mkdtemp(prefix="ml-onnx-"))
             embedders[runtime].use_onnx(onnx_dir / artifact.checksum(args.artifact)[:16])
     c = embedders[runtimes[0]].config
     rng = np.random.default_rng(0)

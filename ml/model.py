@@ -102,7 +102,8 @@ class Embedder:
         self._map_shape = feature_map_shape(backbone, config.snapshot_size)
         self._window_masks: dict[str, np.ndarray] = {}
         self._tapped = None
-        self._onnx_dir: Path | None = None
+        self._onnx_dir: Path | None = None  # set by use_onnx
+        self._onnx_threads = 0
         self._onnx: dict[tuple, object] = {}
 
     @property

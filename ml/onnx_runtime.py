@@ -1,8 +1,9 @@
 """Inference of a Keras model under ONNX Runtime: the same function, exported by Keras's own ONNX export.
 
-:meth:`ml.model.Embedder.use_onnx` runs the backbone's forward passes (items, and the tapped pass of
-a look) through :class:`OnnxModel`: on the 2-core development CPU about 1.5x faster than TensorFlow's
-``predict_on_batch``, with outputs equal to 1e-4 (docs/ml.md, "Speed"). Keras stays the path for
+:meth:`ml.model.Embedder.use_onnx` runs the forward passes (the backbone at each input size, the tapped
+pass of a look, the parser head) through :class:`OnnxModel`: on the 2-core development CPU the passes
+run about 1.5x faster than TensorFlow's ``predict_on_batch``, with outputs equal to 1e-4 (docs/ml.md,
+"ONNX Runtime"). Keras stays the path for
 training and for anything that changes weights: an export is a copy of the weights at that moment.
 """
 

@@ -294,13 +294,14 @@ def item_list_for_garment(
     narrowed = garment_filters(group, filters) if group else filters
     if narrowed is None:
         return garment, []
+    walk = garment_options(options)
     hits = _nearest_items(
         [np.asarray(vector)],
         version=version,
         k=k,
         filters=narrowed,
         exclude_ids=(),
-        options=replace(garment_options(options), ef_search=(options or SearchOptions.from_settings()).ef_search_piece),
+        options=replace(walk, ef_search=walk.ef_search_piece),
         exact=exact,
     )
     return garment, [ItemMatch(item=item, distance=dist) for _, dist, item in hits]
