@@ -267,10 +267,16 @@ class ItemEmbedding(models.Model):
     vector = VectorField()
     # The item's style ids, kept by database triggers (see SnapshotEmbedding.style_ids).
     style_ids = ArrayField(models.BigIntegerField(), default=list, blank=True, editable=False)
+    # The item's category id, kept by database triggers (catalog migration 0008): each garment group's
+    # partial HNSW index selects its rows by it (recommender.indexes).
+    category_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "model_version"], name="catalog_itemembedding_unique")]
-        indexes = [models.Index(fields=["model_version", "item"])]
+        indexes = [
+            models.Index(fields=["model_version", "item"]),
+            models.Index(fields=["model_version", "category_id"], name="catalog_ite_model_v_cat_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"item {self.item_id} (model version {self.model_version_id})"

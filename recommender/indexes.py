@@ -21,12 +21,14 @@ measurements behind the defaults are in docs/recommender.md.
 from __future__ import annotations
 
 import logging
+import re
+import zlib
 from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import connection
 
-from catalog.embedding_targets import TARGETS, EmbeddingTarget
+from catalog.embedding_targets import ITEM, TARGETS, EmbeddingTarget
 from recommender.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -104,9 +106,57 @@ def vector_index_ensure(*, model_version: ModelVersion, concurrently: bool | Non
                     style_index_name(target, model_version, style_id),
                     model_version,
                     concurrently=concurrently,
-                    style_id=style_id,
+                    predicate=style_clause(style_id),
                 )
+        _garment_indexes_ensure(cursor, model_version, concurrently=concurrently)
     return names
+
+
+def kind_clause(category_ids: Sequence[int], alias: str = "") -> str:
+    """``category_id = ANY('{a,b}'::bigint[])`` (an item vector row of one of these categories), as a garment
+    group's index predicate or a look's query clause: written alike for the same sorted ids, so the planner
+    matches the group's index."""
+    ids = ",".join(str(int(i)) for i in sorted(set(category_ids)))
+    return f"{alias + '.' if alias else ''}category_id = ANY('{{{ids}}}'::bigint[])"
+
+
+def garment_index_name(model_version: ModelVersion, group: str, category_ids: Sequence[int]) -> str:
+    """A garment group's item index; the name carries a digest of its categories, so a group whose
+    categories changed (a category added below one of them) gets a new index and the old one goes."""
+    ids = ",".join(str(int(i)) for i in sorted(set(category_ids)))
+    slug = re.sub(r"[^a-z0-9]", "", group.lower())[:16]
+    digest = zlib.crc32(ids.encode())
+    return f"{ITEM.index_prefix}_{index_precision()[2]}_mv{int(model_version.pk)}_g{slug}_{digest:08x}"
+
+
+def _garment_indexes_ensure(cursor, model_version: ModelVersion, *, concurrently: bool) -> None:
+    """Each garment group holding at least ``RECOMMENDER_GARMENT_INDEX_MIN_ROWS`` of the version's item rows
+    gets a partial HNSW index over its kind (:func:`kind_clause`): a look's garment then walks a graph of its
+    own kind, where a walk of the whole graph post-filtered by the kind could miss the garment's product line
+    altogether (docs/bench.md, "Lost walks"). The version's group indexes no group uses any more are dropped."""
+    from catalog.selectors import category_ids_by_group
+
+    version_id = int(model_version.pk)
+    cursor.execute(
+        f"SELECT category_id, count(*) FROM {ITEM.table} WHERE model_version_id = {version_id} "
+        "AND category_id IS NOT NULL GROUP BY category_id"
+    )
+    rows = dict(cursor.fetchall())
+    low = int(settings.RECOMMENDER_GARMENT_INDEX_MIN_ROWS)
+    wanted = {}
+    for group, ids in category_ids_by_group().items():
+        if ids and sum(rows.get(i, 0) for i in ids) >= low:
+            wanted[garment_index_name(model_version, group, ids)] = ids
+    for name, ids in sorted(wanted.items()):
+        _build(cursor, ITEM, name, model_version, concurrently=concurrently, predicate=kind_clause(ids))
+    prefix = f"{ITEM.index_prefix}_{index_precision()[2]}_mv{version_id}_g"
+    cursor.execute(
+        "SELECT relname FROM pg_class WHERE relkind = 'i' AND relname LIKE %s", [prefix.replace("_", r"\_") + "%"]
+    )
+    for (name,) in cursor.fetchall():
+        if name not in wanted:
+            logger.info("dropping %s: its garment group's categories changed", name)
+            cursor.execute(f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}IF EXISTS {name}")
 
 
 def style_index_name(target: EmbeddingTarget, model_version: ModelVersion, style_id: int) -> str:
@@ -137,7 +187,7 @@ def _build(
     model_version: ModelVersion,
     *,
     concurrently: bool,
-    style_id: int | None = None,
+    predicate: str | None = None,
 ) -> None:
     valid = _index_valid(cursor, name)
     if valid:
@@ -154,15 +204,16 @@ def _build(
         f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}IF NOT EXISTS {name} "
         f"ON {target.table} USING hnsw ((vector::{sql_type}({dim})) {opclass}) "
         f"WITH (m = {m}, ef_construction = {ef_construction}) "
-        f"WHERE {index_predicate(model_version, style_id)}"
+        f"WHERE {index_predicate(model_version, predicate)}"
     )
 
 
-def index_predicate(model_version: ModelVersion, style_id: int | None = None) -> str:
-    """The partial index's WHERE clause; the selectors write exactly these clauses so the planner can match it."""
+def index_predicate(model_version: ModelVersion, predicate: str | None = None) -> str:
+    """The partial index's WHERE clause (the version's rows, and ``predicate``: a style's or a garment group's
+    clause); the selectors write exactly these clauses so the planner can match it."""
     clause = f"model_version_id = {int(model_version.pk)}"
-    if style_id is not None:
-        clause += f" AND {style_clause(style_id)}"
+    if predicate is not None:
+        clause += f" AND {predicate}"
     return clause
 
 
@@ -183,10 +234,10 @@ def vector_index_drop(*, model_version: ModelVersion, concurrently: bool | None 
         for _, _, tag in PRECISIONS.values()
     ]
     with connection.cursor() as cursor:
-        # and the per-style ones (name_s<style id>)
+        # and the per-style ones (name_s<style id>) and the garment groups' (name_g<group>_<digest>)
         cursor.execute(
             "SELECT relname FROM pg_class WHERE relkind = 'i' AND relname LIKE ANY(%s)",
-            [[name.replace("_", r"\_") + r"\_s%" for name in names]],
+            [[name.replace("_", r"\_") + rf"\_{kind}%" for name in names for kind in "sg"]],
         )
         names += [row[0] for row in cursor.fetchall()]
         for name in names:

@@ -24,6 +24,9 @@ RECOMMENDER_INDEX_PRECISION = env.get("RECOMMENDER_INDEX_PRECISION", "halfvec")
 # gets its own partial HNSW index there, built with the version's indexes.
 RECOMMENDER_STYLE_INDEX_MIN_ROWS = env.get_int("RECOMMENDER_STYLE_INDEX_MIN_ROWS", 2000)
 RECOMMENDER_STYLE_INDEX_MAX_SHARE = env.get_float("RECOMMENDER_STYLE_INDEX_MAX_SHARE", 0.5)
+# A garment group (catalog.taxonomy.GROUP_CATEGORIES) with at least this many of a version's item rows
+# gets its own partial HNSW index over its categories: a look's garment walks among its kind only.
+RECOMMENDER_GARMENT_INDEX_MIN_ROWS = env.get_int("RECOMMENDER_GARMENT_INDEX_MIN_ROWS", 500)
 
 # --- Searches (recommender.selectors) -----------------------------------------
 

@@ -203,10 +203,11 @@ def test_every_short_walk_of_a_look_is_searched_again_in_one_exact_statement(cat
         _, picks = look_picks(snapshot_id=snapshot.pk)
     exact = [q["sql"] for q in queries.captured_queries if ") + 0 LIMIT" in q["sql"]]
     assert len(exact) == 1, "\n".join(exact)
-    assert exact[0].count("CROSS JOIN LATERAL") == 1  # both short walks in it, and not the whole photo's
+    # both short walks in it (a branch each, their kinds literal), and not the whole photo's
+    assert exact[0].count("CROSS JOIN LATERAL") == 2 and "FROM w q" not in exact[0]
     walks = [q["sql"] for q in queries.captured_queries if "CROSS JOIN LATERAL" in q["sql"] and q["sql"] not in exact]
     assert len(walks) == 2  # every walk, then the short ones five times wider, before the exact scan
-    assert walks[1].count("CROSS JOIN LATERAL") == 1 and "UNION ALL" not in walks[1]
+    assert walks[1].count("CROSS JOIN LATERAL") == 2 and "FROM w q" not in walks[1]
     by_group = {p.garment.group: p.match.item.pk for p in picks}
     assert by_group["boots"] == boot.pk and by_group["hat"] == hat.pk
     assert [by_group["tops"]] == _brute(_pick_query(look, 1), look["items"]["tops"], look["vectors"])
@@ -215,3 +216,51 @@ def test_every_short_walk_of_a_look_is_searched_again_in_one_exact_statement(cat
         _, reference = look_picks(snapshot_id=snapshot.pk, exact=True)
     assert [p.match.item.pk for p in reference] == [p.match.item.pk for p in picks]
     assert sum(") + 0 LIMIT" in q["sql"] for q in queries.captured_queries) == 1
+
+
+def test_each_garment_group_gets_a_graph_of_its_own_that_a_looks_garments_walk(look, settings):
+    from django.db import connection
+
+    from catalog.models import Category
+    from catalog.selectors import category_ids_by_group
+    from recommender.indexes import garment_index_name, vector_index_drop, vector_index_ensure
+    from recommender.selectors.similarity.execution import vector_cursor
+    from recommender.selectors.similarity.look_statement import Probe, picks_sql
+
+    def built() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relname FROM pg_class WHERE relname LIKE %s", [f"catalog_itememb_%_mv{version.pk}_g%"]
+            )
+            return {row[0] for row in cursor.fetchall()}
+
+    settings.RECOMMENDER_GARMENT_INDEX_MIN_ROWS = 12  # each of the look's three kinds holds 12 items
+    version, snapshot = look["version"], look["snapshot"]
+    vector_index_ensure(model_version=version)
+    kinds = category_ids_by_group()
+    groups = {1: "tops", 2: "trousers", 3: "shoes"}
+    names = {group: garment_index_name(version, group, kinds[group]) for group in groups.values()}
+    assert built() == set(names.values())  # and none for the groups without items
+
+    probes = [Probe(n, region, 1, kinds[group]) for n, (region, group) in enumerate(groups.items())]
+    sql, params = picks_sql(
+        version=version, probes=probes, whole_limit=0, filters=Filters(), exclude_ids=(), snapshot_id=snapshot.pk
+    )
+    with vector_cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")  # the catalog-scale plan on a small table
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    for name in names.values():
+        assert f"Index Scan using {name}" in plan, plan
+    _, picks = look_picks(snapshot_id=snapshot.pk)
+    for pick in picks:
+        query = _pick_query(look, pick.garment.region)
+        assert [pick.match.item.pk] == _brute(query, look["items"][pick.garment.group], look["vectors"])
+
+    # a category added below one of a group's categories: that group's graph is built again, the old one dropped
+    f.make_category("Tunics", parent=Category.objects.get(slug="tops"))
+    vector_index_ensure(model_version=version)
+    tops = garment_index_name(version, "tops", category_ids_by_group()["tops"])
+    assert tops != names["tops"] and built() == {tops, names["trousers"], names["shoes"]}
+    vector_index_drop(model_version=version)
+    assert built() == set()

@@ -58,62 +58,58 @@ def picks_sql(
     ``kinds``, and the whole photo's (region 0) ``whole_limit`` nearest items of any kind (probe index
     :data:`WHOLE`; none when 0), the shopper's other filters in the same WHERE; from a stored look's rows
     (``snapshot_id``) or given ``vectors`` (by region). Rows ``(probe ord, item_id, distance, category_id)``;
-    run on a :func:`vector_cursor`. The walks' LIMITs are constants: with a per-row LIMIT the planner
-    leaves the HNSW index for a sort of every item. ``exact``: every search an exact scan (the full
-    distance plus 0 keeps the planner off the index; a garment's kind then selects its items first)."""
-    from recommender.indexes import index_precision
+    run on a :func:`vector_cursor`. Each probe is a branch of its own whose kind is a literal
+    (:func:`~recommender.indexes.kind_clause`): a kind that is a whole garment group then matches the
+    group's own partial index, so the garment walks a graph of its kind only. The LIMITs are constants:
+    with a per-row LIMIT the planner leaves the HNSW index for a sort of every item. ``exact``: every search
+    an exact scan (the full distance plus 0 keeps the planner off the HNSW indexes; the kind's rows come by
+    the (version, category) index)."""
+    from recommender.indexes import index_precision, kind_clause
     from recommender.selectors.similarity.sql import filter_clauses
 
     dim, version_id = int(version.dim), int(version.pk)
     index_type = index_precision()[0]
-    kinds = ["{" + ",".join(str(int(c)) for c in p.kinds) + "}" for p in probes]
     if snapshot_id is not None:
         stored = f"JOIN {SNAPSHOT.table} s ON s.model_version_id = {version_id} AND s.{SNAPSHOT.fk} = %s"
         garment_rows = (
-            f"SELECT x.pid, x.kinds::bigint[] AS kinds, s.vector::vector({dim}) AS vf "
-            f"FROM unnest(%s::int[], %s::int[], %s::text[]) AS x(pid, region, kinds) {stored} AND s.region = x.region"
+            f"SELECT x.pid, s.vector::vector({dim}) AS vf "
+            f"FROM unnest(%s::int[], %s::int[]) AS x(pid, region) {stored} AND s.region = x.region"
         )
         whole_row = f"SELECT s.vector::vector({dim}) AS vf FROM (SELECT 0 AS region) x {stored} AND s.region = 0"
-        params: list = [[p.ord for p in probes], [p.region for p in probes], kinds, int(snapshot_id)]
+        params: list = [[p.ord for p in probes], [p.region for p in probes], int(snapshot_id)]
         whole_params: list = [int(snapshot_id)]
     else:
-        garment_rows = (
-            f"SELECT x.pid, x.kinds::bigint[] AS kinds, x.vf::vector({dim}) AS vf "
-            "FROM unnest(%s::int[], %b::vector[], %s::text[]) AS x(pid, vf, kinds)"
-        )
+        garment_rows = f"SELECT x.pid, x.vf::vector({dim}) AS vf FROM unnest(%s::int[], %b::vector[]) AS x(pid, vf)"
         whole_row = f"SELECT %b::vector({dim}) AS vf"
         vectors_of = [np.asarray(vectors[p.region], dtype=np.float32) for p in probes]
-        params = [[p.ord for p in probes], vectors_of, kinds]
+        params = [[p.ord for p in probes], vectors_of]
         whole_params = [np.asarray(vectors[0], dtype=np.float32)]
     # the kinds are per garment; the shopper's styles and brands (and the exclusions) the same for all
     clauses, filter_params = filter_clauses("item", replace(filters, category_ids=()), exclude_ids)
-    if exact:  # the kind's items first (by the category index), then each one's vector row
-        kind_clause = f"e.{ITEM.fk} IN (SELECT i.id FROM {ITEM.owner_table} i WHERE i.category_id = ANY(q.kinds))"
-        order = f"(e.vector::vector({dim}) <=> q.vf) + 0"
-    else:  # a post-filter of the walk, row by row
-        kind_clause = f"(SELECT i.category_id FROM {ITEM.owner_table} i WHERE i.id = e.{ITEM.fk}) = ANY(q.kinds)"
-        order = f"(e.vector::{index_type}({dim}) <=> q.v)"
+    order = f"(e.vector::vector({dim}) <=> q.vf) + 0" if exact else f"(e.vector::{index_type}({dim}) <=> q.v)"
 
-    def walk(source: str, limit: int, with_kinds: bool) -> str:
-        where = " AND ".join([f"e.model_version_id = {version_id}", *([kind_clause] if with_kinds else []), *clauses])
+    def walk(source: str, limit: int, kinds: tuple[int, ...] | None) -> str:
+        where = " AND ".join(
+            [f"e.model_version_id = {version_id}", *([kind_clause(kinds, "e")] if kinds is not None else []), *clauses]
+        )
         return (
-            f"SELECT q.pid, c.target_id, c.dist, i.category_id FROM {source} q CROSS JOIN LATERAL ("
-            f"SELECT e.{ITEM.fk} AS target_id, (e.vector::vector({dim}) <=> q.vf) AS dist FROM {ITEM.table} e "
-            f"WHERE {where} ORDER BY {order} LIMIT {int(limit)}) c "
-            f"JOIN {ITEM.owner_table} i ON i.id = c.target_id"
+            f"SELECT q.pid, c.target_id, c.dist, c.category_id FROM {source} q CROSS JOIN LATERAL ("
+            f"SELECT e.{ITEM.fk} AS target_id, (e.vector::vector({dim}) <=> q.vf) AS dist, e.category_id "
+            f"FROM {ITEM.table} e WHERE {where} ORDER BY {order} LIMIT {int(limit)}) c"
         )
 
     ctes, parts, cte_params, walk_params = [], [], [], []
     if probes:
         ctes.append(f"g AS MATERIALIZED (SELECT gg.*, gg.vf::{index_type}({dim}) AS v FROM ({garment_rows}) gg)")
-        parts.append(walk("g", max(p.limit for p in probes), True))
         cte_params += params
-        walk_params += filter_params
+        for probe in probes:
+            parts.append(walk(f"(SELECT * FROM g WHERE g.pid = {int(probe.ord)})", probe.limit, probe.kinds))
+            walk_params += filter_params
     if whole_limit > 0:
         ctes.append(
             f"w AS MATERIALIZED (SELECT {WHOLE} AS pid, ww.vf, ww.vf::{index_type}({dim}) AS v FROM ({whole_row}) ww)"
         )
-        parts.append(walk("w", whole_limit, False))
+        parts.append(walk("w", whole_limit, None))
         cte_params += whole_params
         walk_params += filter_params
     return f"WITH {', '.join(ctes)} {' UNION ALL '.join(parts)}", [*cte_params, *walk_params]
