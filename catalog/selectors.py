@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import connection
 from django.db.models import Count, Prefetch, QuerySet
 
 from catalog import taxonomy
@@ -26,7 +27,11 @@ def _category_tree() -> tuple[dict[int | None, list[int]], dict[str, int]]:
     """(parent id -> child ids, slug -> id) of the whole tree (it is small: one query)."""
     children: dict[int | None, list[int]] = {}
     by_slug: dict[str, int] = {}
-    for cid, parent_id, slug in Category.objects.values_list("id", "parent_id", "slug"):
+    # Without the ORM: a look reads the tree on every request, and compiling the queryset cost twice the query.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, parent_id, slug FROM {Category._meta.db_table}")
+        tree = cursor.fetchall()
+    for cid, parent_id, slug in tree:
         children.setdefault(parent_id, []).append(cid)
         by_slug[slug] = cid
     return children, by_slug

@@ -217,8 +217,10 @@ def embedding_sweep() -> dict:
 
 @shared_task(name=registry.STYLE_GRAPHS_ENSURE.name, **RETRY)
 def style_graphs_ensure() -> dict:
-    """Hourly: styles that grew past ``RECOMMENDER_STYLE_INDEX_MIN_ROWS`` since the active version was
-    indexed get their own graph (recommender.indexes); answers were right without it, only slower."""
+    """Hourly: styles that grew past ``RECOMMENDER_STYLE_INDEX_MIN_ROWS`` and garment groups past
+    ``RECOMMENDER_GARMENT_INDEX_MIN_ROWS`` since the active version was indexed get their own graph, and a
+    group whose categories changed gets a new one (recommender.indexes); answers were right without them,
+    only slower."""
     from recommender.indexes import vector_index_ensure
     from recommender.models import ModelVersion
 

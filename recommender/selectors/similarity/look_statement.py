@@ -7,15 +7,17 @@ probes from a look's garments and picks one item per garment from these rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from django.db import transaction
 
 from catalog.embedding_targets import ITEM, SNAPSHOT
+from catalog.models import Item
 from recommender.models import ModelVersion
 from recommender.selectors.filters import Filters
 from recommender.selectors.similarity.execution import vector_cursor
+from recommender.selectors.similarity.rows import RowReader
 from recommender.selectors.similarity.types import SearchOptions
 
 
@@ -115,11 +117,24 @@ def picks_sql(
     return f"WITH {', '.join(ctes)} {' UNION ALL '.join(parts)}", [*cte_params, *walk_params]
 
 
-def probe_hits(
-    *, version, probes, filters, exclude_ids, snapshot_id, vectors, options, exact_only=False
-) -> tuple[list[dict[int, float]], dict[int, tuple[float, int | None]]]:
-    """(per garment probe {item_id: distance}, the whole photo's {item_id: (distance, category_id)}), in
-    one transaction: one statement of walks under one set of session settings; when walks ended short
+@dataclass
+class LookHits:
+    """A look's search rows: per garment probe ``{item_id: distance}``, the whole photo's ``{item_id: (distance,
+    category_id)}``, and every hit's catalog row, read by the search statement itself (:meth:`item`)."""
+
+    found: list[dict[int, float]]
+    whole: dict[int, tuple[float, int | None]]
+    rows: dict[int, Sequence] = field(default_factory=dict)
+
+    def item(self, item_id: int) -> Item | None:
+        """The hit's item with its brand and category (None if it was deleted meanwhile)."""
+        values = self.rows.get(item_id)
+        return None if values is None else RowReader.of("item").instance(values)
+
+
+def probe_hits(*, version, probes, filters, exclude_ids, snapshot_id, vectors, options, exact_only=False) -> LookHits:
+    """The look's :class:`LookHits`, in one transaction: one statement of walks under one set of session
+    settings, the hits' catalog rows read in it (no second query for the picks); when walks ended short
     of their limits (a product line the walk did not reach, a kind rarer under the filters than the walk
     reaches, or fewer items), one statement walks them again :data:`PICKS_WIDEN` times wider, then one
     exact statement ranks those still short, as ``plan_run`` re-runs a short walk exactly. With
@@ -144,8 +159,8 @@ def probe_hits(
         iterative_scan=options.iterative_scan,
         max_scan_tuples=min(options.max_scan_tuples, max(1, int(settings.RECOMMENDER_PICKS_MAX_SCAN_TUPLES))),
     )
-    found: list[dict[int, float]] = [{} for _ in probes]
-    whole: dict[int, tuple[float, int | None]] = {}
+    hits = LookHits(found=[{} for _ in probes], whole={})
+    found, whole, reader = hits.found, hits.whole, RowReader.of("item")
 
     def run(cursor, searched: Sequence[Probe], whole_top: int, exact: bool) -> None:
         sql, params = picks_sql(
@@ -158,8 +173,9 @@ def probe_hits(
             vectors=vectors,
             exact=exact,
         )
-        cursor.execute(sql, params)
-        for pid, item_id, dist, category_id in cursor.fetchall():
+        cursor.execute(reader.wrap_with(sql, ("pid", "target_id", "dist", "category_id")), params)
+        for pid, item_id, dist, category_id, *row in cursor.fetchall():
+            hits.rows[int(item_id)] = row
             if int(pid) == WHOLE:
                 whole[int(item_id)] = (float(dist), category_id)
             else:
@@ -187,4 +203,4 @@ def probe_hits(
             if not exact_only:  # an exact scan sorts: the walks' setting would only penalise it
                 settings_apply(cursor, {"enable_sort": "on"})
             run(cursor, short, whole_top, exact=True)
-    return found, whole
+    return hits

@@ -10,14 +10,15 @@ nothing, or a window-scheme model) answers with the whole-photo search instead.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 
 from catalog.embedding_targets import ITEM, SNAPSHOT
-from catalog.models import Item, SnapshotGarment
+from catalog.models import SnapshotGarment
 from catalog.selectors import category_ids_by_group, category_ids_for_group
 from catalog.taxonomy import GROUP_NAMES
 from recommender.models import ModelVersion
@@ -106,6 +107,12 @@ def _ordered(rows: Sequence[dict]) -> list[Garment]:
 
 GARMENT_COLUMNS = ("id", "snapshot_id", "region", "group", "box", "outline", "confidence")
 
+_GARMENT_TABLE = SnapshotGarment._meta
+_GARMENTS_SQL = (
+    f"SELECT {', '.join(connection.ops.quote_name(_GARMENT_TABLE.get_field(c).column) for c in GARMENT_COLUMNS)} "
+    f"FROM {_GARMENT_TABLE.db_table} WHERE model_version_id = %s AND snapshot_id = ANY(%s::bigint[])"
+)
+
 
 def garment_lists(
     *, snapshot_ids: Sequence[int], model_version: ModelVersion | None = None
@@ -113,10 +120,14 @@ def garment_lists(
     """The garments the serving version found on each of these snapshots, in each look's order (one query)."""
     version = _require_active(model_version)
     rows: dict[int, list[dict]] = {}
-    for row in SnapshotGarment.objects.filter(snapshot_id__in=list(snapshot_ids), model_version=version).values(
-        *GARMENT_COLUMNS
-    ):
-        rows.setdefault(row["snapshot_id"], []).append(row)
+    # Read without the ORM: compiling the queryset cost 0.8 ms of a look's 10 ms budget (the query 0.2 ms).
+    with connection.cursor() as cursor:
+        cursor.execute(_GARMENTS_SQL, [int(version.pk), [int(i) for i in snapshot_ids]])
+        for values in cursor.fetchall():
+            row = dict(zip(GARMENT_COLUMNS, values, strict=True))
+            if isinstance(row["outline"], str):  # Django leaves jsonb undecoded on its cursors
+                row["outline"] = json.loads(row["outline"])
+            rows.setdefault(row["snapshot_id"], []).append(row)
     return {snapshot_id: _ordered(found) for snapshot_id, found in rows.items()}
 
 
@@ -213,7 +224,7 @@ def look_picks(
         searched.append(garment)
     if not probes:
         return found, []
-    hits, whole = probe_hits(
+    looked = probe_hits(
         version=version,
         probes=probes,
         filters=filters,
@@ -223,6 +234,7 @@ def look_picks(
         options=options,
         exact_only=exact,
     )
+    hits, whole = looked.found, looked.whole
     if snapshot_id is not None and not whole and not is_embedded("snapshot", version, snapshot_id):
         raise NotEmbedded()
     taken: set[int] = set()
@@ -238,11 +250,11 @@ def look_picks(
                 taken.add(item_id)
                 chosen[garment.number] = (item_id, dist)
                 break
-    rows = Item.objects.select_related("brand", "category").in_bulk([item_id for item_id, _ in chosen.values()])
+    rows = {item_id: looked.item(item_id) for item_id, _ in chosen.values()}
     picks = [
         GarmentPick(garment=g, match=ItemMatch(item=rows[chosen[g.number][0]], distance=chosen[g.number][1]))
         for g in found
-        if g.number in chosen and chosen[g.number][0] in rows
+        if g.number in chosen and rows[chosen[g.number][0]] is not None
     ]
     return found, picks
 

@@ -39,11 +39,10 @@ class RowReader:
         self.parts = [(model, [f.attname for f in model._meta.concrete_fields], fk) for model, fk in parts]
         for alias, (model, _, _) in zip(["t", *(f"r{n}" for n in range(len(joins)))], self.parts, strict=True):
             selects += [f'{alias}."{f.column}"' for f in model._meta.concrete_fields]
-        self.template = (
-            f"WITH r AS ({{sql}}) SELECT r.target_id, r.dist, {', '.join(selects)} "
-            f"FROM r JOIN {self.model._meta.db_table} t ON t.id = r.target_id {' '.join(joins)} "
-            "ORDER BY r.dist, r.target_id"
+        self._reading = f"{', '.join(selects)} FROM r JOIN {self.model._meta.db_table} t ON t.id = r.target_id " + (
+            " ".join(joins)
         )
+        self.template = f"WITH r AS ({{sql}}) SELECT r.target_id, r.dist, {self._reading} ORDER BY r.dist, r.target_id"
 
     @classmethod
     def of(cls, kind: Kind) -> RowReader:
@@ -53,6 +52,10 @@ class RowReader:
 
     def wrap(self, sql: str) -> str:
         return self.template.replace("{sql}", sql, 1)
+
+    def wrap_with(self, sql: str, columns: Sequence[str]) -> str:
+        """``sql``'s rows (with a ``target_id``) as its ``columns`` then the catalog row's, in no set order."""
+        return f"WITH r AS ({sql}) SELECT {', '.join(f'r.{c}' for c in columns)}, {self._reading}"
 
     def instance(self, values: Sequence) -> Item | Snapshot:
         start, main = 0, None
